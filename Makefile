@@ -1,0 +1,52 @@
+# ecg-monitor — the README's commands. Everything runs from a local virtual environment (.venv).
+#
+#   make demo    broker + worker + 8 simulated beds + ward dashboard (Ctrl-C stops all)
+#   make test    the full test suite (unit, real-broker and real-browser tests)
+#
+# PyTorch: without a GPU the pinned CPU build is installed first (TORCH_SPEC); pyproject.toml itself
+# stays open-ended (torch>=2.3). Set TORCH_INDEX to a wheel index (for example PyTorch's CPU index)
+# if your pip would otherwise fetch a CUDA build.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX ?=
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test lint train evaluate bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then \
+		echo "GPU found: torch comes from pyproject's torch>=2.3"; \
+	elif ! $(PY) -c "import torch" 2>/dev/null; then \
+		echo "no GPU: installing the CPU build $(TORCH_SPEC) first"; \
+		$(PY) -m pip install -q $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH_SPEC)"; \
+	fi
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+demo: setup
+	$(PY) -m monitor.demo
+
+test: setup
+	$(PY) -m pytest
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+train: setup
+	$(PY) -m trainer.train
+
+evaluate: setup
+	$(PY) -m trainer.evaluate --split inter
+
+bench: setup
+	$(PY) benchmarks/inference.py
+	$(PY) benchmarks/detector_ec57.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

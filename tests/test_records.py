@@ -1,0 +1,55 @@
+"""Lead choice by signal name and the errors a person sees for unusable records."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import wfdb
+
+from monitor.errors import InputError
+from monitor.records import choose_lead, list_records, read_lead, resolve_mitdb
+
+
+def test_choose_lead_prefers_mlii_by_name() -> None:
+    assert choose_lead(["MLII", "V5"]) == 0
+    assert choose_lead(["V5", "MLII"]) == 1
+    assert choose_lead(["V5", "V2"]) == 0
+    with pytest.raises(InputError, match="no signals"):
+        choose_lead([])
+
+
+@pytest.mark.parametrize(("record", "lead"), [("100", "MLII"), ("114", "MLII"), ("102", "V5")])
+def test_real_records_pick_the_right_lead(mitdb_dir: Path, record: str, lead: str) -> None:
+    got = read_lead(record, mitdb_dir)
+    assert got.name == lead
+    assert got.fs == 360.0
+    assert len(got.signal) == 650_000
+    assert 0.2 < np.ptp(got.signal[:3600]) < 10  # millivolts, not ADC units
+
+
+def test_all_48_records_listed(mitdb_dir: Path) -> None:
+    assert len(list_records(mitdb_dir)) == 48
+
+
+def _write(tmp_path: Path, name: str, sig: np.ndarray, fs: float, names: list[str]) -> None:
+    wfdb.wrsamp(name, fs=fs, units=["mV"] * sig.shape[1], sig_name=names, p_signal=sig,
+                fmt=["16"] * sig.shape[1], write_dir=str(tmp_path))
+
+
+def test_bad_records_give_one_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="not found"):
+        read_lead("nope", tmp_path)
+    t = np.arange(2000) / 80.0
+    _write(tmp_path, "slow", np.sin(t)[:, None], 80.0, ["II"])
+    with pytest.raises(InputError, match="at least 100 Hz"):
+        read_lead("slow", tmp_path)
+    _write(tmp_path, "flat", np.zeros((3000, 1)), 250.0, ["II"])
+    with pytest.raises(InputError, match="flat line"):
+        read_lead("flat", tmp_path)
+
+
+def test_missing_data_dir_is_named(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="does not exist"):
+        resolve_mitdb(tmp_path / "absent")
