@@ -173,6 +173,7 @@ class BeatExtractor:
                 keep_from = min(keep_from, p.index_125)
         if self._last_peak is not None:
             keep_from = min(keep_from, self._last_peak)
+        keep_from = min(keep_from, self._detector.watermark)
         keep_from = max(keep_from, self._buf_start)
         self._buf = self._buf[keep_from - self._buf_start :]
         self._buf_start = keep_from

@@ -34,8 +34,15 @@ def test_all_48_records_listed(mitdb_dir: Path) -> None:
 
 
 def _write(tmp_path: Path, name: str, sig: np.ndarray, fs: float, names: list[str]) -> None:
-    wfdb.wrsamp(name, fs=fs, units=["mV"] * sig.shape[1], sig_name=names, p_signal=sig,
-                fmt=["16"] * sig.shape[1], write_dir=str(tmp_path))
+    wfdb.wrsamp(
+        name,
+        fs=fs,
+        units=["mV"] * sig.shape[1],
+        sig_name=names,
+        p_signal=sig,
+        fmt=["16"] * sig.shape[1],
+        write_dir=str(tmp_path),
+    )
 
 
 def test_bad_records_give_one_clear_error(tmp_path: Path) -> None:
