@@ -1,0 +1,572 @@
+"""The alarm engine of one bed: labelled beats and raw samples in, alarm episodes out.
+
+Design:
+- Every alarm is an episode: one "start" event when its condition first holds and one "end"
+  event once the condition has been absent for a hold time (`AlarmSettings.end_hold_s` and
+  friends). Conditions with a level (HR, PVC burden, AF, SQI) also have a hysteresis band.
+- Rhythm alarms are decided on beats and use the beats' own R-peak times; asystole, signal
+  quality and discontinuities are decided on samples; no_data alone on the wall clock, because
+  only the wall clock moves when the stream stops.
+- Beats arrive late: the beat cutter reports a beat once the next R-peak is detected, about one
+  RR plus the detector latency after its R-peak. Asystole therefore waits for that hold-back
+  on top of `asystole_s`, and is judged at the START of each samples chunk (all beats cut
+  from earlier chunks are in by then, whichever order the caller feeds beats and samples).
+- When asystole starts, every other physiological episode ends: no rhythm continues without
+  beats. A flat line raises leads_off but does NOT suppress asystole: without electrode
+  impedance a flat lead and a silent heart look alike, and missing asystole is the worse error.
+- reset() ends every open episode and opens a pipeline_reset episode ("ECG analysis
+  restarting") that ends at the first beat analysed after the reset.
+"""
+
+from __future__ import annotations
+
+import math
+import time as _time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from monitor.alarms.events import NAMES, PRIORITIES, AlarmEvent
+from monitor.alarms.quality import QualityReading, SignalQuality
+from monitor.alarms.rhythm import irregularity, pattern_cycles
+from monitor.alarms.settings import AlarmSettings
+from monitor.contract import CLASSES
+
+#: Beats whose RR intervals are not the conducted rhythm: ectopics (premature ventricular or
+#: supraventricular, fusion) and paced/unclassifiable beats. Their coupling interval and the
+#: pause after them are left out of AF, else frequent PACs or PVCs look irregular (on DS1,
+#: excluding S beats removed the false AF of records 209 and 220 and cost no AF window; the
+#: reference labels AF beats N).
+AF_EXCLUDED = frozenset("SVFQ")
+#: Seconds of V beats counted by the PVC burden.
+BURDEN_WINDOW_S = 60.0
+PHYSIOLOGICAL = tuple(k for k, p in PRIORITIES.items() if p != "technical")
+
+
+@dataclass
+class _Episode:
+    start: AlarmEvent
+    #: Stream time the condition last held.
+    last_seen: float
+    #: Beats and peak rate of the qualifying runs (VT, SVT), and the run counted last.
+    beats: int = 0
+    peak: float = 0.0
+    run: object = None
+
+
+@dataclass
+class _Run:
+    """Consecutive beats of one label (V runs, S runs): their RR intervals."""
+
+    label: str = ""
+    rr: list[float] = field(default_factory=list)
+
+    def rate(self) -> float:
+        """Rate of the run, coupling interval of its first beat included."""
+        return 60.0 / float(np.mean(self.rr)) if self.rr else 0.0
+
+    def __len__(self) -> int:
+        return len(self.rr)
+
+
+class AlarmEngine:
+    """Alarm state of one bed. Not thread-safe: one engine per bed, fed in stream order."""
+
+    def __init__(self, fs: float, bed: str = "", settings: AlarmSettings | None = None) -> None:
+        if (
+            isinstance(fs, bool)
+            or not isinstance(fs, (int, float))
+            or not fs > 0
+            or not (math.isfinite(fs))
+        ):
+            raise ValueError(f"fs must be a positive finite sampling rate in Hz, got {fs!r}")
+        if not isinstance(bed, str):
+            raise ValueError(f"bed must be a string, got {bed!r}")
+        if settings is not None and not isinstance(settings, AlarmSettings):
+            raise ValueError(f"settings must be an AlarmSettings, got {type(settings).__name__}")
+        self.settings = settings or AlarmSettings()
+        self.bed = bed
+        self.fs = float(fs)
+        self._open: dict[str, _Episode] = {}
+        self._counts = dict.fromkeys(CLASSES, 0)
+        self._wall_last: float | None = None
+        self._quality = SignalQuality(self.fs, self.settings)
+        self._sqi = 0.0
+        self._forget_stream()
+
+    # --- read-only state --------------------------------------------------------------------
+
+    @property
+    def hr(self) -> float | None:
+        """Heart rate (bpm): median of the recent RR; 0 during asystole, None before the first
+        beat (and after a reset)."""
+        if "asystole" in self._open:
+            return 0.0
+        if not self._rr:
+            return None
+        return 60.0 / float(np.median(self._rr))
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Beats seen per AAMI class since the engine started (resets do not clear it)."""
+        return dict(self._counts)
+
+    @property
+    def pvc_per_min(self) -> float:
+        """V beats in the last 60 s of stream time."""
+        now = max(self._last_beat_time or -math.inf, self._clock_time or -math.inf)
+        return float(sum(1 for t in self._v_times if t > now - BURDEN_WINDOW_S))
+
+    @property
+    def sqi(self) -> float:
+        """Signal quality of the latest window, 0 (unusable or no signal yet) .. 1 (clean)."""
+        return self._sqi
+
+    @property
+    def active(self) -> dict[str, AlarmEvent]:
+        """Open episodes: kind -> its start event."""
+        return {kind: ep.start for kind, ep in self._open.items()}
+
+    # --- inputs -----------------------------------------------------------------------------
+
+    def on_beat(self, label: str, index: int, time: float, rr: float) -> list[AlarmEvent]:
+        """One classified beat, in stream order. `rr` is the interval from the previous beat."""
+        if label not in self._counts:
+            raise ValueError(f"label must be one of {', '.join(CLASSES)}, got {label!r}")
+        index = _check_index(index, "index")
+        time = _check_finite(time, "time")
+        rr = _check_finite(rr, "rr")
+        if rr <= 0:
+            raise ValueError(f"rr must be > 0 s, got {rr!r}")
+        if self._last_beat_time is not None and time < self._last_beat_time:
+            raise ValueError(
+                f"time {time!r} is before the previous beat ({self._last_beat_time!r}); "
+                "beats must arrive in stream order"
+            )
+        s = self.settings
+        out: list[AlarmEvent] = []
+        self._counts[label] += 1
+        if "pipeline_reset" in self._open:
+            out += self._close("pipeline_reset", index, time, "ECG analysis resumed")
+        anchor = time
+        if "asystole" in self._open:
+            # This beat proves a later R-peak was detected by now: the heart beats again.
+            if self._clock_time is not None and self._clock_time > time:
+                anchor, end_index = self._clock_time, self._clock_index
+            else:
+                end_index = index
+            out += self._close("asystole", end_index, anchor, "QRS detected again")
+            self._silence_until = anchor
+        # An interval that began before the last asystole ended is that asystole, reported
+        # (late) by the cutter: it is neither a pause nor a second asystole.
+        covered = self._silence_until is not None and time - rr < self._silence_until
+        if rr >= s.asystole_s and not covered:
+            # No samples told us in time (beats fed without a stream): report it late.
+            late = round((rr - s.asystole_s) * self.fs)
+            out += self._open_episode(
+                "asystole",
+                max(0, index - late),
+                time - rr + s.asystole_s,
+                f"Asystole: no QRS for {rr:.1f} s (reported late: no samples)",
+            )
+            out += self._close("asystole", index, time, "QRS detected again")
+            self._silence_until = time
+            covered = True
+
+        self._rr.append(rr)
+        self._fast_rr.append(rr)
+        self._labels.append(label)
+        if label == "V":
+            self._v_times.append(time)
+        while self._v_times and self._v_times[0] <= time - BURDEN_WINDOW_S:
+            self._v_times.popleft()
+        couplet = self._extend_run(label, rr)
+        conducted = label not in AF_EXCLUDED and self._prev_label not in AF_EXCLUDED
+        if conducted and not covered:
+            self._af_rr.append(rr)
+        self._prev_label = label
+        self._last_beat_time = time
+        self._anchor_time = max(anchor, self._anchor_time or anchor)
+        self._last_rr = rr
+
+        pause = s.pause_s <= rr < s.asystole_s and not covered
+        out += self._track(
+            "pause",
+            pause,
+            index,
+            time,
+            lambda: f"Pause: {rr:.1f} s without a beat",
+            hold=s.pattern_end_hold_s,
+        )
+        out += self._track_ventricular(couplet, index, time)
+        svt = self._run_meets("S", s.svt_beats, s.svt_rate_bpm)
+        out += self._track_run("svt", svt, index, time)
+        out += self._track_patterns(index, time)
+        out += self._track_af(index, time)
+        out += self._track_rate(index, time)
+        return out
+
+    def on_samples(
+        self,
+        samples_mv: np.ndarray,
+        start_index: int,
+        time: float,
+        *,
+        wall_time: float | None = None,
+    ) -> list[AlarmEvent]:
+        """A chunk of the raw lead (mV) starting at source sample `start_index`, stream `time`.
+
+        `wall_time` is when the chunk arrived (default: now); only no_data uses it.
+        """
+        x = np.asarray(samples_mv, dtype=np.float64)
+        if x.ndim != 1:
+            raise ValueError(f"samples_mv must be one-dimensional, got shape {x.shape}")
+        if not np.all(np.isfinite(x)):
+            raise ValueError("samples_mv contains NaN or infinite values")
+        start_index = _check_index(start_index, "start_index")
+        time = _check_finite(time, "time")
+        wall = _time.time() if wall_time is None else _check_finite(wall_time, "wall_time")
+        out: list[AlarmEvent] = []
+        if "no_data" in self._open:
+            out += self._close("no_data", start_index, time, "ECG data flowing again")
+        self._wall_last = wall
+        if self._clock_index is not None and start_index != self._clock_index:
+            out += self.reset(
+                f"samples jump from index {self._clock_index} to {start_index}", start_index, time
+            )
+        if self._clock_index is None:
+            self._quality.restart(start_index)
+            self._anchor_time = time
+        else:
+            out += self._check_asystole(start_index, time)
+        self._clock_index = start_index + len(x)
+        self._clock_time = time + len(x) / self.fs
+        for reading in self._quality.feed(x):
+            out += self._on_quality(reading, time + (reading.index - start_index) / self.fs)
+        return out
+
+    def tick(self, now_wall: float) -> list[AlarmEvent]:
+        """Wall-clock heartbeat: raises no_data when samples stop arriving."""
+        now_wall = _check_finite(now_wall, "now_wall")
+        if self._wall_last is None:
+            self._wall_last = now_wall  # silence is counted from the first tick
+            return []
+        silent = now_wall - self._wall_last
+        if silent < self.settings.no_data_s or "no_data" in self._open:
+            return []
+        when = self._clock_time if self._clock_time is not None else self._wall_last
+        return self._open_episode(
+            "no_data", self._clock_index or 0, when, f"No ECG data for {silent:.0f} s"
+        )
+
+    def reset(
+        self, reason: str, index: int, time: float, *, fs: float | None = None
+    ) -> list[AlarmEvent]:
+        """The beat pipeline restarted (gap, rate change): nothing before `index` carries over.
+
+        Ends every open episode and opens pipeline_reset, which ends at the first beat analysed
+        afterwards. `fs` changes the sampling rate. Beat counts survive; rhythm state does not.
+        """
+        index = _check_index(index, "index")
+        time = _check_finite(time, "time")
+        if fs is not None:
+            fs = _check_finite(fs, "fs")
+            if fs <= 0:
+                raise ValueError(f"fs must be > 0 Hz, got {fs!r}")
+        out: list[AlarmEvent] = []
+        for kind in list(self._open):
+            out += self._close(kind, index, time, f"ended by pipeline reset ({reason})")
+        if fs is not None and fs != self.fs:
+            self.fs = float(fs)
+            self._quality = SignalQuality(self.fs, self.settings)
+        self._forget_stream()
+        out += self._open_episode(
+            "pipeline_reset", index, time, f"ECG analysis restarting: {reason}"
+        )
+        return out
+
+    # --- beat-driven alarms -----------------------------------------------------------------
+
+    def _extend_run(self, label: str, rr: float) -> bool:
+        """Grow or restart the current run; True when this beat ended a run of exactly 2 V.
+
+        A beat after a pause (`run_pause_ratio` times the run's last interval) does not
+        continue the run even with the same label: tachycardias are regular, and a beat
+        coming that late is the next event, not the same run.
+        """
+        run = self._run
+        paused = len(run) >= 2 and rr > self.settings.run_pause_ratio * run.rr[-1]
+        if label == run.label and not paused:
+            run.rr.append(rr)
+            return False
+        couplet = run.label == "V" and len(run) == 2
+        self._run = _Run(label, [rr])
+        return couplet
+
+    def _run_meets(self, label: str, beats: int, rate_bpm: float) -> bool:
+        run = self._run
+        return run.label == label and len(run) >= beats and run.rate() >= rate_bpm
+
+    def _track_ventricular(self, couplet: bool, index: int, time: float) -> list[AlarmEvent]:
+        s = self.settings
+        run = self._run
+        vt = self._run_meets("V", s.vt_beats, s.vt_rate_bpm)
+        out = []
+        if vt and "pvc_run" in self._open:
+            out += self._close("pvc_run", index, time, "PVC run escalated to V-tach")
+        out += self._track_run("vtach", vt, index, time)
+        slow_run = run.label == "V" and len(run) >= s.pvc_run_beats and not vt
+        out += self._track(
+            "pvc_run",
+            slow_run,
+            index,
+            time,
+            lambda: f"PVC run: {len(run)} ventricular beats at {run.rate():.0f} bpm",
+        )
+        out += self._track(
+            "pvc_couplet",
+            couplet,
+            index,
+            time,
+            lambda: "PVC couplet: 2 consecutive ventricular beats",
+            hold=s.pattern_end_hold_s,
+        )
+        fast_rate = 60.0 / float(np.median(self._fast_rr))
+        fast = len(self._fast_rr) == self._fast_rr.maxlen and fast_rate >= s.vflutter_rate_bpm
+        out += self._track(
+            "vflutter",
+            fast,
+            index,
+            time,
+            lambda: f"Ventricular flutter/fibrillation: rate {fast_rate:.0f} bpm",
+        )
+        per_min = self.pvc_per_min
+        burden_limit = s.pvc_burden_per_min - (
+            s.pvc_burden_hysteresis_per_min if "pvc_burden" in self._open else 0.0
+        )
+        out += self._track(
+            "pvc_burden",
+            per_min >= burden_limit and per_min > 0,
+            index,
+            time,
+            lambda: f"Frequent PVCs: {per_min:.0f} per minute",
+        )
+        return out
+
+    def _track_run(self, kind: str, met: bool, index: int, time: float) -> list[AlarmEvent]:
+        """A run alarm (VT, SVT); the episode accumulates the beats of every qualifying run."""
+        run = self._run
+        out = self._track(
+            kind,
+            met,
+            index,
+            time,
+            lambda: f"{NAMES[kind]}: {len(run)} beats at {run.rate():.0f} bpm",
+        )
+        if met:
+            ep = self._open[kind]
+            ep.beats += 1 if ep.run is run else len(run)
+            ep.run = run
+            ep.peak = max(ep.peak, run.rate())
+        return out
+
+    def _track_patterns(self, index: int, time: float) -> list[AlarmEvent]:
+        s = self.settings
+        labels = list(self._labels)
+        out = []
+        for kind, period, cycles, name in (
+            ("bigeminy", 2, s.bigeminy_cycles, "Ventricular bigeminy"),
+            ("trigeminy", 3, s.trigeminy_cycles, "Ventricular trigeminy"),
+        ):
+            n = pattern_cycles(labels, period)
+            out += self._track(
+                kind,
+                n >= cycles,
+                index,
+                time,
+                lambda n=n, name=name: f"{name}: {n} cycles",
+                hold=s.pattern_end_hold_s,
+            )
+        return out
+
+    def _track_af(self, index: int, time: float) -> list[AlarmEvent]:
+        s = self.settings
+        met = False
+        if len(self._af_rr) == self._af_rr.maxlen:
+            irr = irregularity(self._af_rr)
+            if "afib" in self._open:
+                met = irr.nrmssd >= s.af_nrmssd * s.af_end_fraction
+            else:
+                met = (
+                    irr.nrmssd >= s.af_nrmssd
+                    and irr.entropy >= s.af_entropy
+                    and s.af_tpr_low <= irr.tpr <= s.af_tpr_high
+                )
+        hr = self.hr or 0.0
+        return self._track(
+            "afib",
+            met,
+            index,
+            time,
+            lambda: f"Atrial fibrillation suspected: irregular RR, HR {hr:.0f} bpm",
+            hold=s.af_end_hold_s,
+        )
+
+    def _track_rate(self, index: int, time: float) -> list[AlarmEvent]:
+        s = self.settings
+        full = len(self._rr) == self._rr.maxlen
+        hr = self.hr or 0.0
+        high_limit = s.hr_high_bpm - (s.hr_hysteresis_bpm if "hr_high" in self._open else 0.0)
+        low_limit = s.hr_low_bpm + (s.hr_hysteresis_bpm if "hr_low" in self._open else 0.0)
+        return self._track(
+            "hr_high",
+            full and hr >= high_limit,
+            index,
+            time,
+            lambda: f"Heart rate high: {hr:.0f} bpm (limit {s.hr_high_bpm:.0f})",
+            confirm=s.hr_confirm_s,
+        ) + self._track(
+            "hr_low",
+            full and hr <= low_limit,
+            index,
+            time,
+            lambda: f"Heart rate low: {hr:.0f} bpm (limit {s.hr_low_bpm:.0f})",
+            confirm=s.hr_confirm_s,
+        )
+
+    # --- sample-driven alarms ---------------------------------------------------------------
+
+    def _check_asystole(self, index: int, time: float) -> list[AlarmEvent]:
+        """No beat reported for asystole_s plus what the cutter may still be holding back.
+
+        The newest R-peak is invisible until its successor is detected, and it may lie up to a
+        pause after the last reported one (a longer interval would itself be a pause), so the
+        hold-back is max(pause_s, last RR) plus the detector latency. A pause followed by a
+        slow escape beat can thus not pass for asystole. The price is up to ~2 s of extra
+        delay, well inside the 10 s IEC 60601-2-27 allows for cardiac standstill.
+        """
+        s = self.settings
+        if "asystole" in self._open or self._anchor_time is None:
+            return []
+        pending = min(max(self._last_rr or 0.0, s.pause_s), s.asystole_s)
+        holdback = pending + s.beat_latency_s
+        silent = time - self._anchor_time - holdback
+        if silent < s.asystole_s:
+            return []
+        out: list[AlarmEvent] = []
+        for kind in PHYSIOLOGICAL:
+            if kind in self._open:
+                out += self._close(kind, index, time, "ended: no QRS detected (asystole)")
+            self._pending.pop(kind, None)
+        self._run = _Run()  # a run does not continue across a standstill
+        out += self._open_episode("asystole", index, time, f"Asystole: no QRS for {silent:.1f} s")
+        return out
+
+    def _on_quality(self, q: QualityReading, time: float) -> list[AlarmEvent]:
+        s = self.settings
+        self._sqi = q.sqi
+        out = self._track(
+            "leads_off",
+            q.flat,
+            q.index,
+            time,
+            lambda: f"Leads off? Flat line for {s.flat_s:.0f} s",
+            hold=s.leads_off_end_hold_s,
+        )
+        limit = s.sqi_good if "noisy_signal" in self._open else s.sqi_noisy
+        noisy = not q.flat and q.sqi < limit
+        cause = "saturated (clipped)" if q.saturated else "noisy"
+        out += self._track(
+            "noisy_signal",
+            noisy,
+            q.index,
+            time,
+            lambda: f"ECG signal {cause}: quality {q.sqi:.2f}",
+            hold=s.noisy_end_hold_s,
+            confirm=s.noisy_s,
+        )
+        return out
+
+    # --- episode bookkeeping ----------------------------------------------------------------
+
+    def _track(
+        self,
+        kind: str,
+        met: bool,
+        index: int,
+        time: float,
+        message: Callable[[], str],
+        hold: float | None = None,
+        confirm: float = 0.0,
+    ) -> list[AlarmEvent]:
+        """Open the episode once `met` has held for `confirm` seconds; end it once absent for
+        `hold` seconds (default `end_hold_s`)."""
+        ep = self._open.get(kind)
+        if met:
+            if ep is not None:
+                ep.last_seen = time
+                return []
+            since = self._pending.setdefault(kind, time)
+            if time - since < confirm:
+                return []
+            del self._pending[kind]
+            return self._open_episode(kind, index, time, message())
+        self._pending.pop(kind, None)
+        hold = self.settings.end_hold_s if hold is None else hold
+        if ep is not None and time - ep.last_seen >= hold:
+            return self._close(kind, index, time, f"{NAMES[kind]} ended")
+        return []
+
+    def _open_episode(self, kind: str, index: int, time: float, message: str) -> list[AlarmEvent]:
+        event = self._event(kind, "start", index, time, message, f"{self.bed}:{kind}:{index}")
+        self._open[kind] = _Episode(event, time)
+        return [event]
+
+    def _close(self, kind: str, index: int, time: float, message: str) -> list[AlarmEvent]:
+        ep = self._open.pop(kind)
+        duration = max(0.0, time - ep.start.time)
+        detail = f" ({ep.beats} beats, peak {ep.peak:.0f} bpm)" if ep.beats else ""
+        text = f"{message}; lasted {duration:.1f} s{detail}"
+        return [self._event(kind, "end", index, time, text, ep.start.alarm_id)]
+
+    def _event(
+        self, kind: str, state: str, index: int, time: float, message: str, alarm_id: str
+    ) -> AlarmEvent:
+        return AlarmEvent(alarm_id, kind, PRIORITIES[kind], state, float(time), int(index), message)
+
+    def _forget_stream(self) -> None:
+        """Drop everything learnt about the current stream (at start and on reset)."""
+        s = self.settings
+        self._rr: deque[float] = deque(maxlen=s.hr_beats)
+        self._fast_rr: deque[float] = deque(maxlen=s.vflutter_beats)
+        self._af_rr: deque[float] = deque(maxlen=s.af_window_beats)
+        longest = max(2 * s.bigeminy_cycles, 3 * s.trigeminy_cycles) + 1
+        self._labels: deque[str] = deque(maxlen=longest)
+        self._v_times: deque[float] = deque()
+        self._run = _Run()
+        self._prev_label: str | None = None
+        self._last_beat_time: float | None = None
+        self._last_rr: float | None = None
+        self._anchor_time: float | None = None
+        #: Stream time the last asystole ended (intervals starting before it belong to it).
+        self._silence_until: float | None = None
+        self._clock_index: int | None = None
+        self._clock_time: float | None = None
+        #: kind -> stream time its condition started holding, for alarms that need it to persist.
+        self._pending: dict[str, float] = {}
+
+
+def _check_finite(value: float, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return float(value)
+
+
+def _check_index(value: int, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"{name} must be a non-negative integer sample index, got {value!r}")
+    return int(value)

@@ -1,0 +1,65 @@
+"""What the alarm engine tells the ward: one start and one end event per alarm episode."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+#: Every alarm kind and its priority. High = life-threatening, medium = arrhythmia needing
+#: attention, technical = the monitoring itself is impaired (IEC 60601-2-27 distinguishes
+#: physiological from technical alarms the same way).
+_KINDS: dict[str, tuple[str, str]] = {
+    "asystole": ("high", "Asystole"),
+    "vtach": ("high", "Ventricular tachycardia"),
+    "vflutter": ("high", "Ventricular flutter/fibrillation"),
+    "pvc_couplet": ("medium", "PVC couplets"),
+    "pvc_run": ("medium", "PVC run"),
+    "bigeminy": ("medium", "Ventricular bigeminy"),
+    "trigeminy": ("medium", "Ventricular trigeminy"),
+    "svt": ("medium", "Supraventricular tachycardia"),
+    "afib": ("medium", "Atrial fibrillation"),
+    "pause": ("medium", "Pause"),
+    "hr_high": ("medium", "Heart rate high"),
+    "hr_low": ("medium", "Heart rate low"),
+    "pvc_burden": ("medium", "Frequent PVCs"),
+    "leads_off": ("technical", "Leads off"),
+    "noisy_signal": ("technical", "Noisy signal"),
+    "no_data": ("technical", "No data"),
+    "pipeline_reset": ("technical", "ECG analysis restarting"),
+}
+PRIORITIES: dict[str, str] = {kind: priority for kind, (priority, _) in _KINDS.items()}
+#: What a person calls each kind, for messages.
+NAMES: dict[str, str] = {kind: name for kind, (_, name) in _KINDS.items()}
+KINDS: tuple[str, ...] = tuple(PRIORITIES)
+STATES = ("start", "end")
+
+
+@dataclass(frozen=True)
+class AlarmEvent:
+    """One edge of an alarm episode.
+
+    `time` is the stream's own clock (epoch seconds of the sample the decision rests on), not
+    the wall clock of the worker, so a replayed or delayed stream yields the same events.
+    `alarm_id` is shared by the start and the end event of one episode.
+    """
+
+    alarm_id: str
+    kind: str
+    priority: str
+    state: str
+    time: float
+    index: int
+    message: str
+
+    def __post_init__(self) -> None:
+        if self.kind not in PRIORITIES:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        if self.priority != PRIORITIES[self.kind]:
+            raise ValueError(
+                f"priority of {self.kind} must be {PRIORITIES[self.kind]!r}, got {self.priority!r}"
+            )
+        if self.state not in STATES:
+            raise ValueError(f"state must be 'start' or 'end', got {self.state!r}")
+
+    def to_dict(self) -> dict:
+        """The alarm fields of an ecg.alerts message (the worker adds bed and record)."""
+        return asdict(self)
