@@ -26,6 +26,7 @@ TOPICS: dict[str, int] = {
     "ecg.vitals": 1,
     "ecg.reference": 8,
     "ecg.deadletter": 1,
+    "ecg.stats": 1,
 }
 
 
@@ -79,6 +80,9 @@ class EmbeddedBroker:
              "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
             stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
+            # Its own session: a terminal's Ctrl-C must not take the broker down before the
+            # worker and simulator have flushed; stop() ends it last.
+            start_new_session=True,
         )
         try:
             wait_for_port("127.0.0.1", self.port, timeout_s)
@@ -111,7 +115,9 @@ class EmbeddedBroker:
         self.stop()
 
 
-def create_topics(bootstrap: str, topics: dict[str, int] | None = None, timeout_s: float = 30.0) -> None:
+def create_topics(
+    bootstrap: str, topics: dict[str, int] | None = None, timeout_s: float = 30.0
+) -> None:
     """Create the product's topics (existing ones are left alone)."""
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic

@@ -1,0 +1,98 @@
+"""Stream latency at 1x: from an R-peak to its beat on `ecg.beats`, and inside the worker.
+
+For each bed count N one worker starts and has joined its group before the simulator plays N
+beds in real time (`--speed 1`) for D seconds. Beat latency = the beat's `published` minus its
+R-peak `time` (at 1x the stream clock is the wall clock): it includes the 250 ms chunking, the
+beat cutter waiting for the next R-peak and the 1.2 RR window, the broker and the worker.
+Processing = chunk sent (its Kafka timestamp) -> its beats published, from the worker's own
+histogram (ecg.stats), i.e. broker, waiting for a round, the round's work and the publish.
+
+    python benchmarks/stream_latency.py --beds 8 64 256 --duration-s 60
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from stream_harness import Stack, histogram_percentiles, machine, read_until
+
+
+def run_one(n_beds: int, args: argparse.Namespace, logs: Path) -> dict:
+    worker_args = ["--device", args.device]
+    if args.max_batch:
+        worker_args += ["--max-batch", str(args.max_batch)]
+    if args.max_wait_ms:
+        worker_args += ["--max-wait-ms", str(args.max_wait_ms)]
+    with Stack(logs, worker_args, args.data_dir) as stack:
+        stack.start_worker()
+        # The stats message just before the replay is the baseline of the worker's histogram.
+        time.sleep(6)
+        sim = ["--beds", str(n_beds), "--speed", "1", "--duration-s", str(args.duration_s), "-q"]
+        if args.records:
+            sim += ["--records", *args.records]
+        started = time.time()
+        stack.simulate(*sim, wait=True)
+
+        def finished(records) -> bool:
+            return any(r.topic == "ecg.stats" and r.value["time"] > time_done for r in records)
+
+        time_done = time.time() + 3  # beats still in flight when the replay ends
+        records = read_until(
+            stack.bootstrap, ["ecg.stats", "ecg.beats"], finished, timeout_s=60
+        )
+    stats = [r.value for r in records if r.topic == "ecg.stats"]
+    base = max((s for s in stats if s["time"] < started), key=lambda s: s["time"], default=None)
+    beats = [r.value for r in records if r.topic == "ecg.beats"]
+    lat = np.array([b["published"] - b["time"] for b in beats])
+    p50, p95, p99 = np.percentile(lat, [50, 95, 99])
+    proc = histogram_percentiles(stats[-1], base, (0.5, 0.99))
+    return {
+        "beds": n_beds,
+        "beats": len(beats),
+        "beat_p50": p50,
+        "beat_p95": p95,
+        "beat_p99": p99,
+        "proc_p50": proc[0],
+        "proc_p99": proc[1],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--beds", type=int, nargs="+", default=[8, 64, 256])
+    p.add_argument("--duration-s", type=float, default=60.0, help="replay length (60 s)")
+    p.add_argument("--records", nargs="+", help="records (default: DS2)")
+    p.add_argument("--data-dir", help="MIT-BIH directory (default: $ECG_MITDB_DIR)")
+    p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--max-batch", type=int)
+    p.add_argument("--max-wait-ms", type=float)
+    p.add_argument("--logs", help="keep the processes' logs here (default: a temp dir)")
+    args = p.parse_args(argv)
+    logs = Path(args.logs or tempfile.mkdtemp(prefix="stream-latency-"))
+    rows = []
+    for n in args.beds:
+        print(f"... {n} beds", file=sys.stderr, flush=True)
+        rows.append(run_one(n, args, logs / f"beds-{n}"))
+
+    print(f"\nStream latency at 1x, one worker ({args.device}), {args.duration_s:g} s replay, "
+          f"250 ms chunks; {machine()}\n")
+    print("| beds | beats | R-peak -> beat p50 s | p95 s | p99 s | "
+          "chunk sent -> beats published p50 ms | p99 ms |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for r in rows:
+        print(
+            f"| {r['beds']} | {r['beats']} | {r['beat_p50']:.2f} | {r['beat_p95']:.2f} | "
+            f"{r['beat_p99']:.2f} | {r['proc_p50']:.0f} | {r['proc_p99']:.0f} |"
+        )
+    print("\nprocessing figures are upper edges of 5 ms histogram buckets")
+    print(f"logs: {logs}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

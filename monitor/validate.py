@@ -1,0 +1,134 @@
+"""Checking a raw `ecg.samples` message before anything in the worker trusts it.
+
+Everything a bedside feed can get wrong on its own (bytes that are not JSON, missing or mistyped
+fields, NaN, an impossible sampling rate, an empty or oversized chunk, a key that does not name
+the bed) is caught here, without any per-bed state, and reported as a `Rejected` whose category
+is stable for counting. Continuity between chunks (duplicates, gaps, rate changes) needs the
+bed's history and is judged in `monitor.bed`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from monitor import contract
+
+#: Highest sampling rate accepted: beyond any ECG front end, so a larger value is a unit error.
+MAX_FS = 10_000.0
+#: Longest chunk accepted, in seconds of signal: bounds the memory one message can take.
+MAX_CHUNK_S = 60.0
+#: Largest plausible surface-ECG magnitude in mV; saturated leads sit far below it, so a larger
+#: value is a unit or scaling error, not a physiological signal.
+MAX_ABS_MV = 100.0
+#: Units accepted, with the factor to millivolts.
+UNITS_TO_MV = {"mV": 1.0, "uV": 1e-3, "µV": 1e-3, "V": 1e3}
+#: Epoch seconds accepted for start_time: 2001-09-09 .. 2286-11-20, i.e. "a real clock".
+MIN_EPOCH, MAX_EPOCH = 1e9, 1e10
+#: JSON numbers as json.loads returns them (bool, a subclass of int, is excluded by type()).
+_NUMBER_TYPES = {float, int}
+
+
+class Rejected(ValueError):
+    """A message that cannot be used; `category` is a stable token, `str()` the full reason."""
+
+    def __init__(self, category: str, detail: str) -> None:
+        super().__init__(f"{category}: {detail}")
+        self.category = category
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A validated chunk: what the per-bed pipeline consumes."""
+
+    bed: str
+    record: str
+    fs: float
+    start_index: int
+    start_time: float
+    #: Samples in mV, float64, all finite.
+    samples: np.ndarray
+
+    @property
+    def end_index(self) -> int:
+        """Index just after the chunk's last sample: where the next chunk should start."""
+        return self.start_index + len(self.samples)
+
+    @property
+    def end_time(self) -> float:
+        """Epoch seconds just after the chunk's last sample."""
+        return self.start_time + len(self.samples) / self.fs
+
+
+def _field(msg: dict, name: str, kinds: tuple[type, ...], what: str) -> object:
+    if name not in msg:
+        raise Rejected("missing_field", f"no {name!r} field")
+    value = msg[name]
+    # bool is an int subclass; true/false is never a valid number here.
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        raise Rejected("bad_field", f"{name!r} must be {what}, got {type(value).__name__}")
+    return value
+
+
+def parse_chunk(value: bytes | None, key: bytes | None) -> Chunk:
+    """Decode and check one `ecg.samples` message; raise `Rejected` saying what is wrong."""
+    if not value:
+        raise Rejected("malformed_json", "empty message value")
+    try:
+        msg = json.loads(value)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise Rejected("malformed_json", f"not JSON ({exc})") from None
+    if not isinstance(msg, dict):
+        raise Rejected("malformed_json", f"expected a JSON object, got {type(msg).__name__}")
+
+    bed = _field(msg, "bed", (str,), "a string")
+    record = _field(msg, "record", (str,), "a string")
+    fs = float(_field(msg, "fs", (int, float), "a number"))
+    units = _field(msg, "units", (str,), "a string")
+    start_index = _field(msg, "start_index", (int,), "an integer")
+    start_time = float(_field(msg, "start_time", (int, float), "a number"))
+    samples = _field(msg, "samples", (list,), "a list of numbers")
+
+    if not bed.strip():
+        raise Rejected("bad_field", "'bed' is empty")
+    if key != bed.encode():
+        shown = "no key" if key is None else f"key {key.decode(errors='replace')!r}"
+        raise Rejected(
+            "key_mismatch",
+            f"message has {shown}, not bed {bed!r}; chunks are ordered per key, so the key must "
+            "be the bed id",
+        )
+    if not math.isfinite(fs) or not contract.MIN_SOURCE_FS <= fs <= MAX_FS:
+        raise Rejected(
+            "bad_fs", f"fs={fs!r} Hz is outside {contract.MIN_SOURCE_FS:g}..{MAX_FS:g} Hz"
+        )
+    if units not in UNITS_TO_MV:
+        raise Rejected("bad_field", f"units {units!r} not one of {sorted(UNITS_TO_MV)}")
+    if start_index < 0:
+        raise Rejected("bad_field", f"start_index must be >= 0, got {start_index}")
+    if not MIN_EPOCH <= start_time <= MAX_EPOCH:  # also rejects NaN and inf
+        raise Rejected("bad_field", f"start_time={start_time!r} is not epoch seconds")
+    if not samples:
+        raise Rejected("empty_chunk", "'samples' is empty")
+    if len(samples) > MAX_CHUNK_S * fs:
+        raise Rejected(
+            "too_long", f"{len(samples)} samples is over {MAX_CHUNK_S:g} s at {fs:g} Hz"
+        )
+    if not set(map(type, samples)) <= _NUMBER_TYPES:  # map/set run in C: ~3x a generator
+        bad = next(v for v in samples if type(v) not in _NUMBER_TYPES)
+        raise Rejected("bad_field", f"'samples' holds a {type(bad).__name__}: {bad!r}")
+    x = np.asarray(samples, dtype=np.float64) * UNITS_TO_MV[units]
+    finite = np.isfinite(x)
+    if not finite.all():
+        raise Rejected(
+            "non_finite", f"{int((~finite).sum())} of {len(x)} samples are NaN or infinite"
+        )
+    peak = float(np.abs(x).max())
+    if peak > MAX_ABS_MV:
+        raise Rejected(
+            "out_of_range", f"|sample| up to {peak:g} mV; over {MAX_ABS_MV:g} mV is not an ECG"
+        )
+    return Chunk(bed, record, fs, start_index, start_time, x)

@@ -1,0 +1,142 @@
+"""docker-compose.yml against the real entry points (Docker itself cannot run here).
+
+Every command must name a module that exists and whose own argument parser accepts the flags;
+every client must reach Kafka through the broker's internal listener; services must start in
+order (broker healthy -> topics created -> worker, simulator, dashboard).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+APP_SERVICES = ("topics", "worker", "simulator", "dashboard")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load((REPO / "docker-compose.yml").read_text())
+
+
+@pytest.fixture(scope="module")
+def gpu() -> dict:
+    return yaml.safe_load((REPO / "docker-compose.gpu.yml").read_text())
+
+
+def _env(service: dict) -> dict[str, str]:
+    env = service.get("environment", {})
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) for item in env)
+    return {k: str(v) for k, v in env.items()}
+
+
+def _module_args(command: list[str]) -> tuple[str, list[str]]:
+    assert command[:2] == ["python", "-m"], f"{command}: run modules as `python -m MODULE`"
+    return command[2], command[3:]
+
+
+def _parser_of(module: str):
+    """The argparse parser behind `python -m module`."""
+    package = importlib.util.find_spec(module).submodule_search_locations is not None
+    return importlib.import_module(f"{module}.__main__" if package else module)._parser()
+
+
+def test_the_stack_has_kafka_topics_worker_simulator_and_dashboard(compose):
+    assert set(compose["services"]) == {"kafka", *APP_SERVICES}
+
+
+def test_kafka_is_the_official_image_in_kraft_mode(compose):
+    kafka = compose["services"]["kafka"]
+    assert kafka["image"].startswith("apache/kafka:")
+    env = _env(kafka)
+    assert set(env["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
+    assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"].startswith(f"{env['KAFKA_NODE_ID']}@kafka:")
+    assert not any("ZOOKEEPER" in key for key in env)
+    assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+    assert "healthcheck" in kafka
+
+
+def _listeners(kafka: dict) -> dict[str, str]:
+    """Advertised listener name -> host:port."""
+    out = {}
+    for item in _env(kafka)["KAFKA_ADVERTISED_LISTENERS"].split(","):
+        name, address = item.split("://")
+        out[name] = address
+    return out
+
+
+def test_clients_use_the_internal_listener(compose):
+    kafka = compose["services"]["kafka"]
+    env = _env(kafka)
+    internal = env["KAFKA_INTER_BROKER_LISTENER_NAME"]
+    address = _listeners(kafka)[internal]
+    assert address.split(":")[0] == "kafka"  # the service name, resolvable in the network
+    port = address.split(":")[1]
+    assert f"{internal}://:{port}" in env["KAFKA_LISTENERS"].split(",")
+    for name in APP_SERVICES:
+        service = compose["services"][name]
+        assert _env(service)["KAFKA_BOOTSTRAP_SERVERS"] == address, name
+        command = service["command"]
+        if "--bootstrap" in command:
+            assert command[command.index("--bootstrap") + 1] == address, name
+
+
+def test_the_host_reaches_kafka_through_the_published_external_listener(compose):
+    kafka = compose["services"]["kafka"]
+    host, port = _listeners(kafka)["EXTERNAL"].split(":")
+    assert host == "localhost"
+    assert f"{port}:{port}" in kafka["ports"]
+
+
+@pytest.mark.parametrize("name", APP_SERVICES)
+def test_each_command_is_a_real_module_with_valid_flags(compose, name):
+    module, args = _module_args(compose["services"][name]["command"])
+    assert importlib.util.find_spec(module) is not None, f"{name}: no module {module}"
+    parser = _parser_of(module)
+    _, unknown = parser.parse_known_args(args)
+    assert not unknown, f"{name}: {module} does not know {unknown}"
+
+
+def test_the_dashboard_serves_on_its_published_port(compose):
+    dash = compose["services"]["dashboard"]
+    _, args = _module_args(dash["command"])
+    parsed = _parser_of("monitor.dashboard").parse_args(args)
+    assert parsed.host == "0.0.0.0"
+    assert f"{parsed.port}:{parsed.port}" in dash["ports"]
+
+
+def test_services_start_in_order(compose):
+    services = compose["services"]
+    assert services["topics"]["depends_on"]["kafka"]["condition"] == "service_healthy"
+    assert services["topics"]["restart"] == "no"  # a one-shot job
+    for name in ("worker", "simulator", "dashboard"):
+        condition = services[name]["depends_on"]["topics"]["condition"]
+        assert condition == "service_completed_successfully", name
+
+
+def test_one_dockerfile_builds_every_app_service(compose):
+    dockerfile = REPO / "Dockerfile"
+    text = dockerfile.read_text()
+    for name in APP_SERVICES:
+        build = compose["services"][name]["build"]
+        assert (REPO / build["context"] / build["dockerfile"]) == dockerfile
+    copied = set(re.findall(r"^COPY (\S+)", text, flags=re.MULTILINE))
+    # The packages every command imports, and the shipped model the worker loads.
+    assert {"monitor", "simulators", "trainer", "models"} <= copied
+    assert (REPO / "models" / "ecg_cnn_bilstm.pt").name in text
+
+
+def test_the_gpu_override_puts_the_worker_on_cuda(gpu):
+    worker = gpu["services"]["worker"]
+    module, args = _module_args(worker["command"])
+    parsed, unknown = _parser_of(module).parse_known_args(args)
+    assert not unknown and parsed.device == "cuda"
+    devices = worker["deploy"]["resources"]["reservations"]["devices"]
+    assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]
+    assert worker["build"]["args"]["TORCH_INDEX"].startswith("https://")
