@@ -13,6 +13,10 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 STAMP := $(VENV)/.installed
+# PhysioNet data: a copy beside the checkout (../shared/data/) is used when the variables are unset;
+# otherwise the tools download MIT-BIH / NSTDB from PhysioNet into ~/.cache/ecg-monitor.
+export ECG_MITDB_DIR ?= $(abspath $(wildcard ../shared/data/mitdb))
+export ECG_NSTDB_DIR ?= $(abspath $(wildcard ../shared/data/nstdb))
 
 .PHONY: setup demo test lint train evaluate bench clean
 
@@ -47,6 +51,10 @@ evaluate: setup
 bench: setup
 	$(PY) benchmarks/inference.py
 	$(PY) benchmarks/detector_ec57.py
+	$(PY) benchmarks/alarm_quality.py
+	$(PY) benchmarks/stream_throughput.py
+	$(PY) benchmarks/stream_latency.py
+	$(PY) benchmarks/dashboard_load.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

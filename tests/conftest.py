@@ -46,3 +46,22 @@ def kafka_broker():
     with EmbeddedBroker() as broker:
         create_topics(broker.bootstrap)
         yield broker
+
+
+# -- browser tests (dash[testing]'s dash_duo) --------------------------------------------------
+def pytest_configure(config):
+    """Browser tests drive headless Chromium: CI machines have no display."""
+    if hasattr(config.option, "headless"):
+        config.option.headless = True
+
+
+def pytest_setup_options():
+    """Chromium flags for a container: no sandbox or GPU, no background traffic, 1080p window."""
+    from selenium.webdriver.chrome.options import Options
+
+    options = Options()
+    for arg in ("--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--window-size=1920,1080", "--hide-scrollbars"):
+        options.add_argument(arg)
+    return options

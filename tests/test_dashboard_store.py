@@ -1,0 +1,331 @@
+"""The dashboard's bounded buffers, alarm book and message checks (no broker, no browser)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from monitor.dashboard import store as st
+from monitor.dashboard.parse import (
+    PARSERS,
+    AlertMsg,
+    BeatMsg,
+    ReferenceMsg,
+    VitalsMsg,
+    decode,
+    parse_alert,
+    parse_beat,
+    parse_vitals,
+)
+from monitor.dashboard.store import SignalRing, Ward
+from monitor.validate import Chunk
+
+FS = 360.0
+T0 = 1_700_000_000.0
+
+
+def samples(bed: str, start: int, n: int, record: str = "100", fs: float = FS) -> Chunk:
+    t = (start + np.arange(n)) / fs
+    x = np.where((t % 0.8) < 0.04, 1.5, 0.0)  # a 75 bpm spike train
+    return Chunk(bed, record, fs, start, T0 + start / fs, x)
+
+
+def beat(bed: str, index: int, label: str = "N", record: str = "100") -> BeatMsg:
+    probs = dict.fromkeys("NSVFQ", 0.0)
+    probs[label] = 1.0
+    return BeatMsg(bed, record, index, FS, T0 + index / FS, label, probs, 0.8, 75.0, "m1")
+
+
+def alert(alarm_id: str, kind: str, priority: str, state: str, t: float, bed: str = "bed-1"
+          ) -> AlertMsg:
+    return AlertMsg(bed, "100", alarm_id, kind, priority, state, t, 0, kind)
+
+
+def stream(ward: Ward, bed: str, seconds: float, chunk: int = 72, record: str = "100",
+           arrived: float = 0.0, from_s: float = 0.0) -> None:
+    first, stop = round(from_s * FS), round((from_s + seconds) * FS)
+    for start in range(first, stop, chunk):
+        ward.ingest("ecg.samples", samples(bed, start, min(chunk, stop - start), record), arrived)
+
+
+# -- ring ------------------------------------------------------------------------------------
+def test_ring_reads_back_what_was_written_and_nan_outside() -> None:
+    ring = SignalRing(10)
+    ring.write(100, np.arange(4))
+    np.testing.assert_array_equal(ring.read(98, 106), [np.nan, np.nan, 0, 1, 2, 3, np.nan, np.nan])
+    assert ring.head == 104
+
+
+def test_ring_keeps_only_its_size_and_blanks_gaps() -> None:
+    ring = SignalRing(10)
+    ring.write(0, np.arange(8))
+    ring.write(12, np.arange(3) + 100)  # slots 8..11 never arrived
+    out = ring.read(5, 15)
+    np.testing.assert_array_equal(out[:3], [5, 6, 7])
+    assert np.isnan(out[3:7]).all()
+    np.testing.assert_array_equal(out[7:], [100, 101, 102])
+    assert np.isnan(ring.read(0, 5)).all()  # overwritten by the wrap-around: gone, not stale
+
+
+def test_ring_ignores_samples_older_than_it_holds() -> None:
+    ring = SignalRing(5)
+    ring.write(100, np.ones(5))
+    ring.write(10, np.full(3, 7.0))
+    assert ring.head == 105
+    np.testing.assert_array_equal(ring.read(100, 105), np.ones(5))
+
+
+# -- samples, sweep, no signal ---------------------------------------------------------------
+def test_sweep_sends_each_display_sample_once_per_cursor() -> None:
+    ward = Ward()
+    stream(ward, "bed-1", 4.0)
+    first = ward.sweep({}, now_mono=1.0)["bed-1"]
+    n = round(st.STRIP_S * st.DISPLAY_FS)
+    assert len(first["y"]) == n  # a new browser gets the whole 6 s window
+    assert sum(v is not None for v in first["y"]) > 3.5 * st.DISPLAY_FS
+    cursor = first["s"] + len(first["y"]) - 1
+    again = ward.sweep({"bed-1": cursor}, now_mono=1.0)["bed-1"]
+    assert again["y"] == []
+    ward.ingest("ecg.samples", samples("bed-1", round(4 * FS), 72), 1.0)
+    more = ward.sweep({"bed-1": cursor}, now_mono=1.0)["bed-1"]
+    assert more["s"] == cursor + 1
+    assert 20 <= len(more["y"]) <= 30  # 0.2 s at 125 Hz
+
+
+def test_sweep_slots_follow_the_epoch_clock() -> None:
+    ward = Ward()
+    stream(ward, "bed-1", 2.0)
+    frame = ward.sweep({}, now_mono=0.0)["bed-1"]
+    head = frame["s"] + len(frame["y"])
+    assert abs(head / st.DISPLAY_FS - (T0 + 2.0)) < 0.2  # minus the resampler's look-ahead
+
+
+def test_bed_without_samples_for_ten_seconds_has_no_signal() -> None:
+    ward = Ward()
+    stream(ward, "bed-1", 1.0, arrived=100.0)
+    assert not ward.tiles(now_mono=100.0 + st.NO_SIGNAL_S - 0.5)[0]["no_signal"]
+    assert ward.tiles(now_mono=100.0 + st.NO_SIGNAL_S + 0.5)[0]["no_signal"]
+    assert ward.sweep({}, now_mono=100.0 + st.NO_SIGNAL_S + 0.5)["bed-1"] == {"stale": True}
+
+
+def test_a_new_record_on_a_bed_starts_a_new_patient_and_late_messages_are_refused() -> None:
+    ward = Ward()
+    stream(ward, "bed-1", 3.0)
+    ward.ingest("ecg.beats", beat("bed-1", 400))
+    stream(ward, "bed-1", 1.0, record="200")
+    detail = ward.detail("bed-1")
+    assert detail["record"] == "200" and detail["beats"] == []
+    ward.ingest("ecg.beats", beat("bed-1", 700, record="100"))
+    assert ward.detail("bed-1")["beats"] == []
+    assert ward.feed_status()["rejected"] == 1
+    assert "record '100'" in ward.feed_status()["last_rejection"]
+
+
+def test_beds_sort_naturally_and_are_capped(monkeypatch) -> None:
+    monkeypatch.setattr(st, "MAX_BEDS", 3)
+    ward = Ward()
+    for bed in ("bed-10", "bed-2", "bed-1", "bed-3"):
+        ward.ingest("ecg.samples", samples(bed, 0, 10), 0.0)
+    assert ward.beds() == ["bed-1", "bed-2", "bed-10"]
+    assert ward.feed_status()["rejected"] == 1
+
+
+# -- beats, reference, shapes ----------------------------------------------------------------
+def test_beat_sits_on_its_r_peak_slot_and_pairs_with_the_reference() -> None:
+    ward = Ward()
+    stream(ward, "bed-1", 5.0)
+    ward.ingest("ecg.reference", ReferenceMsg("bed-1", "100", 288, T0 + 0.8, "V", "V"))
+    ward.ingest("ecg.reference", ReferenceMsg("bed-1", "100", 576, T0 + 1.6, "N", "N"))
+    ward.ingest("ecg.reference", ReferenceMsg("bed-1", "100", 600, T0 + 1.7, "+", ""))
+    ward.ingest("ecg.beats", beat("bed-1", 290, "V"))  # 5.6 ms off: same beat
+    ward.ingest("ecg.beats", beat("bed-1", 576, "V"))  # disagrees with reference N
+    ward.ingest("ecg.beats", beat("bed-1", 1100, "N"))  # no reference within 150 ms
+    d = ward.detail("bed-1")
+    first_slot = d["first_slot"]
+    assert [b["reference"] for b in d["beats"]] == ["V", "N", None]
+    assert d["beats"][0]["slot"] == round(T0 * st.DISPLAY_FS) + round(290 * st.DISPLAY_FS / FS)
+    assert d["beats"][0]["slot"] >= first_slot
+    assert d["agreement"] == {"matched": 2, "agreed": 1, "recent": [True, False]}
+    assert [r["label"] for r in d["refs"]] == ["V", "N", ""]
+
+
+def test_average_shape_waits_for_the_signal_after_the_r_peak() -> None:
+    ward = Ward()
+    stream(ward, "bed-1", 1.0)
+    ward.ingest("ecg.beats", beat("bed-1", round(0.8 * FS), "N"))
+    assert ward.detail("bed-1")["shapes"] == {}  # 0.45 s after the peak has not arrived yet
+    stream(ward, "bed-1", 1.0, from_s=1.0)
+    shapes = ward.detail("bed-1")["shapes"]
+    assert list(shapes) == ["N"]
+    peak = int(np.argmax(shapes["N"]))
+    assert abs(peak - round(st.SHAPE_PRE_S * st.DISPLAY_FS)) <= 3  # R-peak at time 0
+
+
+def test_per_bed_memory_is_bounded_over_hours() -> None:
+    ward = Ward()
+    stream(ward, "bed-1", 1.0)
+    for i in range(3 * st.BEATS_KEEP):
+        ward.ingest("ecg.beats", beat("bed-1", 360 + i * 288))
+        ward.ingest("ecg.reference", ReferenceMsg("bed-1", "100", 360 + i * 288, T0, "N", "N"))
+    for k in range(st.TREND_KEEP + 500):
+        ward.ingest("ecg.vitals", VitalsMsg("bed-1", "100", T0 + k, 70.0, {}, 0.0, 1.0, k))
+    bed = ward._beds["bed-1"]
+    assert len(bed.beats) == st.BEATS_KEEP and len(bed.refs) == st.BEATS_KEEP
+    assert len(bed.trend) <= st.TREND_KEEP
+    assert bed.trend[-1][0] - bed.trend[0][0] <= st.TREND_S
+    assert len(bed.pending_shapes) <= bed.pending_shapes.maxlen
+    assert bed.ring.size == round(st.RING_S * st.DISPLAY_FS)
+
+
+def test_vitals_take_over_hr_counts_and_pvc_rate() -> None:
+    ward = Ward()
+    stream(ward, "bed-1", 1.0)
+    ward.ingest("ecg.beats", beat("bed-1", 300, "V"))
+    tile = ward.tiles(now_mono=0.0)[0]
+    assert tile["hr"] == 75.0 and tile["last_label"] == "V" and tile["pvc_per_min"] == 1.0
+    counts = {"N": 10, "S": 0, "V": 3, "F": 0, "Q": 0}
+    ward.ingest("ecg.vitals", VitalsMsg("bed-1", "100", T0 + 1, 88.0, counts, 4.5, 0.9, 13))
+    tile = ward.tiles(now_mono=0.0)[0]
+    assert (tile["hr"], tile["pvc_per_min"], tile["sqi"]) == (88.0, 4.5, 0.9)
+    assert ward.detail("bed-1")["counts"] == counts
+
+
+# -- alarms ----------------------------------------------------------------------------------
+def test_active_alarms_sort_by_priority_then_newest() -> None:
+    ward = Ward()
+    ward.ingest("ecg.alerts", alert("a", "leads_off", "technical", "start", T0 + 5))
+    ward.ingest("ecg.alerts", alert("b", "vtach", "high", "start", T0 + 1))
+    ward.ingest("ecg.alerts", alert("c", "bigeminy", "medium", "start", T0 + 2))
+    ward.ingest("ecg.alerts", alert("d", "asystole", "high", "start", T0 + 3, bed="bed-2"))
+    assert [a["alarm_id"] for a in ward.active_alarms(T0 + 10)] == ["d", "b", "c", "a"]
+    ward.ingest("ecg.alerts", alert("b", "vtach", "high", "end", T0 + 4))
+    assert [a["alarm_id"] for a in ward.active_alarms(T0 + 10)] == ["d", "c", "a"]
+    ended = next(a for a in ward.history(now=T0 + 10) if a["alarm_id"] == "b")
+    assert ended["duration_s"] == pytest.approx(3.0)
+
+
+def test_tile_shows_the_worst_alarm_and_flashes_until_acknowledged() -> None:
+    ward = Ward()
+    stream(ward, "bed-1", 0.5)
+    ward.ingest("ecg.alerts", alert("m", "pvc_run", "medium", "start", T0 + 1))
+    ward.ingest("ecg.alerts", alert("h", "vtach", "high", "start", T0 + 2))
+    tile = ward.tiles(now_mono=0.0)[0]
+    assert tile["alarm"]["alarm_id"] == "h" and tile["n_alarms"] == 2
+    assert ward.acknowledge("h", now=T0 + 3)
+    assert not ward.acknowledge("h")  # once
+    assert not ward.acknowledge("no-such-alarm")
+    assert ward.tiles(now_mono=0.0)[0]["alarm"]["acked_at"] == T0 + 3
+    assert ward.audio(T0 + 3)["tone"] == "medium"  # the acknowledged high one is silent
+
+
+def test_history_filters_and_forgets_after_24_hours() -> None:
+    ward = Ward()
+    ward.ingest("ecg.alerts", alert("old", "pause", "medium", "start", T0))
+    ward.ingest("ecg.alerts", alert("old", "pause", "medium", "end", T0 + 5))
+    ward.ingest("ecg.alerts", alert("x", "vtach", "high", "start", T0 + 10, bed="bed-2"))
+    assert {a["alarm_id"] for a in ward.history(now=T0 + 20)} == {"old", "x"}
+    assert [a["alarm_id"] for a in ward.history(beds=["bed-2"], now=T0 + 20)] == ["x"]
+    assert [a["alarm_id"] for a in ward.history(kinds=["pause"], now=T0 + 20)] == ["old"]
+    later = T0 + st.HISTORY_S + 6
+    assert [a["alarm_id"] for a in ward.history(now=later)] == ["x"]  # still active: kept
+
+
+def test_history_is_capped(monkeypatch) -> None:
+    monkeypatch.setattr(st, "HISTORY_MAX", 50)
+    ward = Ward()
+    for i in range(200):
+        ward.ingest("ecg.alerts", alert(f"a{i}", "pause", "medium", "start", T0 + i))
+        ward.ingest("ecg.alerts", alert(f"a{i}", "pause", "medium", "end", T0 + i + 0.5))
+    rows = ward.history(now=T0 + 300)
+    assert len(rows) == 50 and rows[0]["alarm_id"] == "a199"
+
+
+def test_a_replayed_start_does_not_reopen_an_ended_alarm() -> None:
+    ward = Ward()
+    ward.ingest("ecg.alerts", alert("a", "pause", "medium", "start", T0))
+    ward.ingest("ecg.alerts", alert("a", "pause", "medium", "end", T0 + 5))
+    ward.ingest("ecg.alerts", alert("a", "pause", "medium", "start", T0))
+    assert ward.active_alarms() == []
+
+
+def test_audio_pause_counts_down_and_only_a_higher_priority_breaks_through() -> None:
+    import time
+
+    now = time.time()
+    ward = Ward()
+    ward.ingest("ecg.alerts", alert("m1", "pvc_run", "medium", "start", now))
+    ward.pause_audio(now)
+    a = ward.audio(now + 30)
+    assert a["paused"] and a["tone"] is None and a["remaining_s"] == pytest.approx(90)
+    ward.ingest("ecg.alerts", alert("m2", "bigeminy", "medium", "start", now))
+    assert ward.audio(now)["paused"]  # same priority as when paused: stays silent
+    ward.ingest("ecg.alerts", alert("h1", "vtach", "high", "start", now))
+    a = ward.audio(now)
+    assert not a["paused"] and a["tone"] == "high" and "bed-1" in a["note"]
+    ward.pause_audio(now)
+    assert not ward.audio(now + st.AUDIO_PAUSE_S + 1)["paused"]  # the pause runs out
+
+
+def test_a_new_high_alarm_breaks_a_pause_taken_during_a_high_alarm() -> None:
+    import time
+
+    now = time.time()
+    ward = Ward()
+    ward.ingest("ecg.alerts", alert("h1", "vtach", "high", "start", now))
+    ward.pause_audio(now)
+    ward.ingest("ecg.alerts", alert("h2", "asystole", "high", "start", now, bed="bed-2"))
+    assert not ward.audio(now)["paused"]
+
+
+def test_an_old_alarm_read_back_at_startup_does_not_break_the_pause() -> None:
+    import time
+
+    ward = Ward()
+    ward.pause_audio()
+    ward.ingest("ecg.alerts", alert("h", "vtach", "high", "start", time.time() - 600))
+    assert ward.audio()["paused"]
+
+
+# -- messages --------------------------------------------------------------------------------
+def test_messages_parse_the_documented_schema() -> None:
+    raw = (b'{"bed": "bed-01", "record": "100", "fs": 360.0, "units": "mV", '
+           b'"start_index": 0, "start_time": 1700000000.5, "samples": [0.1, -0.2]}')
+    m = PARSERS["ecg.samples"](raw, b"bed-01")  # the worker's own check of a chunk
+    assert m.samples.tolist() == [0.1, -0.2] and m.fs == 360.0
+    with pytest.raises(ValueError, match="key"):
+        PARSERS["ecg.samples"](raw, b"bed-02")
+    b = parse_beat({"bed": "b", "record": "100", "index": 5, "fs": 360.0, "time": 1.0,
+                    "label": "V", "probs": {"N": 0.1, "V": 0.9}, "rr": 0.5, "hr": 120.0,
+                    "model_version": "x", "published": 2.0})
+    assert b.probs["S"] == 0.0 and b.label == "V"
+    v = parse_vitals({"bed": "b", "record": "1", "time": 1.0, "hr": None,
+                      "counts": {"N": 3}, "pvc_per_min": 0.0, "sqi": 1.0, "beats_total": 3})
+    assert v.hr is None and v.counts["N"] == 3
+
+
+@pytest.mark.parametrize(
+    ("raw", "parser", "match"),
+    [
+        (b"not json", parse_beat, "not JSON"),
+        (b"[1, 2]", parse_beat, "not an object"),
+        (b'{"bed": "", "index": 1, "fs": 360, "time": 1, "label": "N", "probs": {}, '
+         b'"rr": 1, "hr": 60}', parse_beat, "'bed' is empty"),
+        (b'{"bed": "b", "index": -1, "fs": 360, "time": 1, "label": "N", "probs": {}, '
+         b'"rr": 1, "hr": 60}', parse_beat, "'index' = -1"),
+        (b'{"bed": "b", "index": 1, "fs": 360, "time": 1, "label": "N", '
+         b'"probs": {"N": NaN}, "rr": 1, "hr": 60}', parse_beat, "probs"),
+        (b'{"bed": "b", "index": 1, "fs": 360, "time": 1, "label": "N", "probs": {}, '
+         b'"rr": 1, "hr": true}', parse_beat, "'hr' has type bool"),
+        (b'{"bed": "b", "index": 1, "fs": 360, "time": 1, "label": "X", "probs": {}, '
+         b'"rr": 1, "hr": 60}', parse_beat, "'label'"),
+        (b'{"bed": "b", "alarm_id": "a", "kind": "k", "priority": "urgent", "state": "start", '
+         b'"time": 1}', parse_alert, "'priority'"),
+        (b'{"bed": "b", "alarm_id": "a", "kind": "k", "priority": "high", "state": "on", '
+         b'"time": 1}', parse_alert, "'state'"),
+        (b'{"bed": "b", "time": 1, "hr": 60, "counts": {"N": -1}, "pvc_per_min": 0, '
+         b'"sqi": 0.5, "beats_total": 1}', parse_vitals, "counts"),
+    ],
+)
+def test_malformed_messages_are_refused_with_the_field_named(raw, parser, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        parser(decode(raw))
