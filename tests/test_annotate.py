@@ -1,0 +1,175 @@
+"""The offline annotator, run as users run it: a subprocess over WFDB records on disk."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from monitor import contract
+from monitor.records import read_lead
+from monitor.signal import ec57
+from monitor.signal.resample import resample
+
+REPO = Path(__file__).resolve().parents[1]
+SECONDS = 120
+
+
+def _annotate(*args: str | Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "monitor.annotate", *map(str, args)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def _write(directory: Path, name: str, fs: float, signal: np.ndarray, lead: str = "MLII") -> None:
+    import wfdb
+
+    wfdb.wrsamp(
+        name,
+        fs=fs,
+        units=["mV"],
+        sig_name=[lead],
+        p_signal=np.asarray(signal, dtype=np.float64)[:, None],
+        fmt=["16"],
+        write_dir=str(directory),
+    )
+
+
+def _short_copy(src: Path, record: str, out: Path, name: str, fs_out: float | None) -> np.ndarray:
+    """First two minutes of `record` as a new record (optionally resampled); its reference beats."""
+    import wfdb
+
+    lead = read_lead(record, src)
+    n = int(SECONDS * lead.fs)
+    fs = fs_out or lead.fs
+    x = lead.signal[:n] if fs_out is None else resample(lead.signal[:n], lead.fs, fs_out)
+    _write(out, name, fs, x, lead.name)
+    atr = wfdb.rdann(str(src / record), "atr", sampto=n)
+    ref = ec57.reference_beats(atr.symbol, atr.sample)
+    return np.round(ref.samples * fs / lead.fs).astype(np.int64), ref.symbols
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    """An untrained model under this code's contract: enough to reach the input checks."""
+    from trainer.export import export_torchscript
+    from trainer.model import CNNBiLSTM
+
+    path = tmp_path_factory.mktemp("model") / "tiny.pt"
+    return export_torchscript(CNNBiLSTM(), contract.CURRENT, path)
+
+
+@pytest.fixture(scope="module")
+def shipped_model() -> Path:
+    from monitor.classifier import DEFAULT_MODEL
+
+    if not DEFAULT_MODEL.is_file():
+        pytest.skip(f"no shipped model at {DEFAULT_MODEL}: train one with python -m trainer.train")
+    return DEFAULT_MODEL
+
+
+def test_annotates_records_at_their_own_rate(mitdb_dir, shipped_model, tmp_path) -> None:
+    data, out = tmp_path / "data", tmp_path / "out"
+    data.mkdir()
+    refs = {
+        "r100": (_short_copy(mitdb_dir, "100", data, "r100", None), 360.0),
+        "r119": (_short_copy(mitdb_dir, "119", data, "r119", 250.0), 250.0),
+    }
+    done = _annotate("r100", "r119", "--data-dir", data, "--out", out, "--model", shipped_model)
+    assert done.returncode == 0, done.stderr
+    assert len(done.stdout.strip().splitlines()) == 2
+    # Atomic writes leave nothing behind but the annotation files.
+    assert sorted(p.name for p in out.iterdir()) == ["r100.ecgm", "r119.ecgm"]
+
+    import wfdb
+
+    for name, ((ref_idx, ref_sym), fs) in refs.items():
+        ann = wfdb.rdann(str(out / name), "ecgm")
+        assert ann.fs == fs
+        assert set(ann.symbol) <= set(contract.CLASSES)
+        m = ec57.match(ref_idx, ann.sample, fs)
+        # Most beats, not all: detector quality is measured by benchmarks/detector_ec57.py, and
+        # the first and last beat of a stream are never cut (no RR before, none after).
+        assert len(m.pairs) >= 0.93 * len(ref_idx), f"{name}: {len(m.missed)} beats missed"
+        assert len(m.pairs) >= 0.97 * len(ann.sample), f"{name}: {len(m.extra)} extra beats"
+        # Positions are in the record's own rate: a 360 vs 250 Hz mix-up would be off by seconds.
+        assert np.median(np.abs(m.offsets_s)) < 0.03
+        ref_cls = [contract.AAMI_MAP[s] for s in ref_sym[m.pairs[:, 0]]]
+        got = np.array(ann.symbol)[m.pairs[:, 1]]
+        assert np.mean(got == np.array(ref_cls)) > 0.9, f"{name}: labels disagree with .atr"
+
+
+def _bad_record(kind: str, data: Path) -> str:
+    """Write a record that is wrong in one way (or, for "good", not at all); return its name."""
+    t = np.arange(20 * 360) / 360
+    ecg_like = np.sin(2 * np.pi * 1.2 * t) ** 31  # sharp peaks at 72 bpm
+    if kind == "good":
+        _write(data, "good", 360.0, ecg_like)
+    elif kind == "nan":
+        ecg_like[1000:1010] = np.nan
+        _write(data, "nan", 360.0, ecg_like)
+    elif kind == "slow":
+        _write(data, "slow", 90.0, ecg_like[::4])
+    elif kind == "flat":
+        _write(data, "flat", 360.0, np.zeros_like(t))
+    elif kind == "nolead":
+        (data / "nolead.hea").write_text("nolead 0 360 0\n")
+    return kind
+
+
+BAD_RECORDS = {
+    "missing": "not found",
+    "nan": "NaN",
+    "slow": "90 Hz",
+    "flat": "flat",
+    "nolead": "no signals",
+}
+
+
+def test_each_bad_record_is_one_line_and_the_good_one_is_still_written(tiny_model, tmp_path):
+    records = [_bad_record(kind, tmp_path) for kind in [*BAD_RECORDS, "good"]]
+    out = tmp_path / "out"
+    done = _annotate(*records, "--data-dir", tmp_path, "--out", out, "--model", tiny_model)
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == len(BAD_RECORDS), done.stderr
+    for line, (kind, expected) in zip(lines, BAD_RECORDS.items(), strict=True):
+        assert line.startswith(f"error: record {kind!r}") and expected in line, line
+    assert [p.name for p in out.iterdir()] == ["good.ecgm"]
+
+
+def test_missing_data_dir_and_model_are_one_line_errors(tiny_model, tmp_path) -> None:
+    for args, expected in (
+        (["100", "--data-dir", tmp_path / "nowhere", "--model", tiny_model], "does not exist"),
+        (["100", "--data-dir", tmp_path, "--model", tmp_path / "none.pt"], "not found"),
+    ):
+        done = _annotate(*args, "--out", tmp_path / "out")
+        assert done.returncode != 0
+        assert done.stderr.strip().count("\n") == 0 and expected in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr
+
+
+def test_model_with_another_contract_is_refused_and_nothing_is_overwritten(tmp_path) -> None:
+    from trainer.export import export_torchscript
+    from trainer.model import CNNBiLSTM
+
+    other = contract.BeatContract(fs=250.0)
+    model = export_torchscript(CNNBiLSTM(), other, tmp_path / "other.pt")
+    _bad_record("nan", tmp_path)  # never read: the model is refused first
+    out = tmp_path / "out"
+    out.mkdir()
+    earlier = out / "nan.ecgm"
+    earlier.write_bytes(b"an earlier result")
+    done = _annotate("nan", "--data-dir", tmp_path, "--out", out, "--model", model)
+    assert done.returncode != 0
+    assert done.stderr.strip().count("\n") == 0 and "contract" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+    assert earlier.read_bytes() == b"an earlier result"

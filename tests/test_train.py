@@ -1,0 +1,182 @@
+"""Training data and the training command: labels, Kaggle CSV input, and a tiny real run."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from monitor import contract
+from monitor.classifier import BeatClassifier
+from monitor.errors import InputError
+from trainer import train
+from trainer.augment import augment, window_lengths
+from trainer.dataset import build_beatset, load_kaggle_csv
+
+
+@pytest.mark.parametrize(
+    ("symbols", "expected"),
+    [
+        ("NLRej", "N"),
+        ("AaJS", "S"),
+        ("VE", "V"),
+        ("F", "F"),
+        ("/fQ", "Q"),
+        ('+~|x!"[]', None),
+    ],
+)
+def test_mitbih_symbols_map_to_aami_classes(symbols, expected):
+    assert {contract.aami_class(s) for s in symbols} == {expected}
+
+
+def test_record_beats_are_labelled_from_their_matched_reference_beat(mitdb_dir, tmp_path):
+    beats = build_beatset(mitdb_dir, ["208"], cache_dir=tmp_path, progress=False)  # N S V F Q
+    assert len(beats) > 2500
+    assert set(beats.symbols) <= set(contract.AAMI_MAP)
+    expected = [contract.CLASSES.index(contract.AAMI_MAP[s]) for s in beats.symbols]
+    np.testing.assert_array_equal(beats.labels, expected)
+    assert np.all(np.abs(beats.index - beats.ref_index) <= round(0.15 * 360))
+    assert np.all(np.diff(beats.index) > 0)
+    counts = beats.class_counts()
+    assert counts["V"] > 900 and counts["F"] > 300
+    assert beats.waveforms.dtype == np.float32 and beats.waveforms.min() >= 0
+
+    assert len(list(tmp_path.glob("208-*.npz"))) == 1
+    again = build_beatset(mitdb_dir, ["208"], cache_dir=tmp_path, progress=False)
+    np.testing.assert_array_equal(again.waveforms, beats.waveforms)
+    np.testing.assert_array_equal(again.labels, beats.labels)
+
+
+def _write_csv(path, rows: np.ndarray) -> None:
+    np.savetxt(path, rows, delimiter=",", fmt="%.6e")
+
+
+def test_kaggle_csv_loads_as_beats_without_rhythm_context(tmp_path):
+    rng = np.random.default_rng(0)
+    labels = np.array([0, 1, 2, 3, 4, 0])
+    rows = np.column_stack([rng.random((6, contract.BEAT_LEN)), labels])
+    _write_csv(tmp_path / "mitbih_train.csv", rows)
+    beats = load_kaggle_csv(tmp_path / "mitbih_train.csv")
+    assert len(beats) == 6
+    assert [contract.CLASSES[i] for i in beats.labels] == ["N", "S", "V", "F", "Q", "N"]
+    np.testing.assert_allclose(beats.waveforms, rows[:, :-1], atol=1e-6)
+    np.testing.assert_array_equal(beats.rr, np.tile(np.float32(contract.RR_UNAVAILABLE), (6, 1)))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("1,2,3\n", "3 columns, expected 188"),
+        (",".join(["0.5"] * 187 + ["x"]) + "\n", "not a numeric 188-column CSV"),
+        (",".join(["0.5"] * 187 + ["5"]) + "\n", "label 5; labels are 0..4"),
+        (",".join(["0.5"] * 187 + ["1.5"]) + "\n", "label 1.5"),
+        (",".join(["0.5"] * 186 + ["nan", "0"]) + "\n", "NaN or infinite"),
+        ("", "no rows"),
+    ],
+)
+def test_kaggle_csv_bad_input_is_one_line(tmp_path, content, message):
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    with pytest.raises(InputError, match=message) as err:
+        load_kaggle_csv(path)
+    assert "\n" not in str(err.value)
+
+
+def test_kaggle_csv_missing_file(tmp_path):
+    with pytest.raises(InputError, match="not found"):
+        load_kaggle_csv(tmp_path / "mitbih_test.csv")
+
+
+def test_training_on_kaggle_csv_files(tmp_path):
+    rng = np.random.default_rng(1)
+    for name, n in (("mitbih_train.csv", 300), ("mitbih_test.csv", 100)):
+        labels = rng.integers(0, 5, n)
+        t = np.linspace(0, 1, contract.BEAT_LEN)
+        beats = np.exp(-(((t[None, :] - 0.05 * (1 + labels[:, None])) / 0.02) ** 2))
+        _write_csv(tmp_path / name, np.column_stack([beats, labels]))
+    out = tmp_path / "run"
+    argv = [
+        "--kaggle-csv", str(tmp_path), "--epochs", "1", "--epoch-beats", "256",
+        "--threads", "1", "--out", str(out), "--no-progress",
+    ]  # fmt: skip
+    assert train.main(argv) == 0
+    results = json.loads((out / "metrics.json").read_text())
+    assert results["test"]["n"] == 100
+    clf = BeatClassifier(out / "model.pt", device="cpu")
+    assert clf.contract.data_split.startswith("Kaggle CSV")
+    assert clf.contract.extra["morph_dropout"] == "0.0"
+
+
+def test_augmented_beats_still_follow_the_contract():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.zeros(50, contract.BEAT_LEN)
+    lengths = torch.randint(60, contract.BEAT_LEN + 1, (50,))
+    for i, n in enumerate(lengths):
+        t = torch.linspace(0, 1, int(n))
+        x[i, : int(n)] = torch.exp(-(((t - 0.1) / 0.03) ** 2)) * 0.8 + 0.1 * t
+        x[i, : int(n)] = (x[i, : int(n)] - x[i, : int(n)].min()) / (
+            x[i, : int(n)].max() - x[i, : int(n)].min()
+        )
+    rr = torch.tensor([[0.8, 1.1, 0.9, 1.0]] * 25 + [list(contract.RR_UNAVAILABLE)] * 25)
+    y, rr2 = augment(x, rr, gen)
+    assert torch.equal(window_lengths(y), window_lengths(x))
+    assert y.min() == 0 and y.max() == 1
+    assert torch.all(y[torch.arange(contract.BEAT_LEN) >= lengths[:, None]] == 0)
+    assert not torch.allclose(y, x)
+    assert torch.equal(rr2[25:], rr[25:])  # no rhythm context: nothing to jitter
+    assert torch.equal(rr2[:, 2:], rr[:, 2:])
+    assert torch.all((rr2[:25, :2] / rr[:25, :2] - 1).abs() <= 0.03 + 1e-6)
+
+
+def test_balancing_moves_class_mass_to_its_square_root():
+    labels = np.array([0] * 900 + [1] * 100 + [2] * 9)
+    w = train.balance_weights(labels)
+    mass = np.bincount(labels, weights=w[labels])
+    np.testing.assert_allclose(mass / mass[0], np.sqrt([900, 100, 9]) / 30)
+    assert w[labels].mean() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--epochs", "0"], "--epochs must be at least 1"),
+        (["--lr", "-1"], "--lr must be positive"),
+        (["--kaggle-csv", "x", "--split", "intra"], "do not apply to --kaggle-csv"),
+        (["--data-dir", "/nonexistent/mitdb"], "does not exist"),
+        (["--records", "102", "--data-dir", "."], "neither DS1 nor DS2"),
+    ],
+)
+def test_bad_arguments_are_one_line_errors(argv, message, capsys, tmp_path):
+    assert train.main([*argv, "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]
+
+
+@pytest.mark.slow
+def test_tiny_training_run_ships_a_loadable_model(mitdb_dir, tmp_path):
+    out, model_path = tmp_path / "run", tmp_path / "model.pt"
+    argv = [
+        "--data-dir", str(mitdb_dir), "--records", "100", "119", "--split", "intra",
+        "--epochs", "1", "--epoch-beats", "6000", "--lr", "3e-3", "--morph-dropout", "0",
+        "--threads", "1", "--out", str(out), "--export", str(model_path),
+        "--cache-dir", str(tmp_path / "cache"), "--no-progress",
+    ]  # fmt: skip
+    assert train.main(argv) == 0
+    for name in ("config.json", "log.csv", "log.json", "curves.png", "best.pt", "model.pt"):
+        assert (out / name).is_file(), name
+    results = json.loads((out / "metrics.json").read_text())
+    assert results["test"]["n"] > 800 and results["best"]["epoch"] == 1
+
+    clf = BeatClassifier(model_path, device="cpu")
+    assert clf.contract.data_split.startswith("intra")
+    assert clf.contract.extra["seed"] == "0"
+    beats = build_beatset(mitdb_dir, ["119"], cache_dir=tmp_path / "cache", progress=False)
+    probs = clf.predict(beats.waveforms, beats.rr)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    # One short epoch already finds most of 119's many PVCs (bigeminy) among its normal beats.
+    is_v = beats.labels == contract.CLASSES.index("V")
+    found = probs.argmax(axis=1) == contract.CLASSES.index("V")
+    print(f"V Se {np.mean(found[is_v]):.3f}, +P {np.mean(is_v[found]):.3f}")
+    assert np.mean(found[is_v]) > 0.7 and np.mean(is_v[found]) > 0.7

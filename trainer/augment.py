@@ -1,0 +1,69 @@
+"""Beat augmentation that stays inside the contract: every output is still a scaled beat.
+
+Beats arrive min-max scaled to [0, 1] over their window and zero-padded after it, so a plain
+amplitude scale is undone by the scaling and would teach nothing. What varies between patients
+and electrodes, and survives the scaling, is baseline drift, noise and where the detector puts
+the R-peak; those are simulated here and each beat is then scaled again over its own window.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def window_lengths(x: torch.Tensor) -> torch.Tensor:
+    """Samples up to the last non-zero one: the part of each beat before the zero padding."""
+    nonzero = x > 0
+    last = x.shape[1] - 1 - torch.argmax(nonzero.flip(1).to(torch.int8), dim=1)
+    return torch.where(nonzero.any(dim=1), last + 1, torch.zeros_like(last))
+
+
+def augment(
+    x: torch.Tensor,
+    rr: torch.Tensor,
+    generator: torch.Generator,
+    *,
+    baseline: float = 0.15,
+    noise: float = 0.03,
+    shift: int = 3,
+    rr_jitter: float = 0.03,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Randomly perturbed copies of beats `x` (n, L) and RR features `rr` (n, 4).
+
+    Each beat gets a linear-plus-sine baseline of up to `baseline`, Gaussian noise of up to
+    `noise` (fractions of its range), an R-peak shift of up to `shift` samples, and its RR
+    ratios a relative jitter of up to `rr_jitter` (only where RR is available, flag column 3).
+    """
+    n, length = x.shape
+    if n == 0:
+        return x, rr
+
+    def uniform(lo: float, hi: float, *shape: int) -> torch.Tensor:
+        return lo + (hi - lo) * torch.rand(*shape, generator=generator)
+
+    valid = window_lengths(x)
+    pos = torch.arange(length).expand(n, length)
+    inside = pos < valid[:, None]
+
+    # Detector jitter: the window starts up to `shift` samples early or late (edges repeated).
+    s = torch.randint(-shift, shift + 1, (n, 1), generator=generator)
+    src = torch.minimum((pos + s).clamp(min=0), (valid[:, None] - 1).clamp(min=0))
+    y = torch.gather(x, 1, src)
+
+    t = pos.to(x.dtype) / length
+    drift = uniform(-baseline, baseline, n, 1) * t + uniform(-baseline, baseline, n, 1) * torch.sin(
+        2 * math.pi * uniform(0.2, 1.0, n, 1) * t + uniform(0, 2 * math.pi, n, 1)
+    )
+    y = y + drift + uniform(0, noise, n, 1) * torch.randn(n, length, generator=generator)
+
+    big = torch.finfo(x.dtype).max
+    lo = torch.where(inside, y, big).min(dim=1, keepdim=True).values
+    hi = torch.where(inside, y, -big).max(dim=1, keepdim=True).values
+    span = (hi - lo).clamp(min=1e-6)
+    y = torch.where(inside, (y - lo) / span, torch.zeros_like(y))
+
+    ratio_scale = 1 + uniform(-rr_jitter, rr_jitter, n, 2) * rr[:, 3:4]
+    rr = torch.cat([rr[:, :2] * ratio_scale, rr[:, 2:]], dim=1)
+    return y, rr

@@ -1,0 +1,310 @@
+"""Labelled beats for training: cut by the serving code, labelled from the reference annotations.
+
+Training beats are cut by `monitor.beats.BeatExtractor`, the very code the stream agent runs, so
+the model learns from the beats it will be shown: positions from our own QRS detector, windows
+from our own RR bookkeeping. Each detected beat takes the label of the reference beat it matches
+(EC57 rule, 150 ms); detections with no reference beat, and reference symbols without an AAMI
+class, are left out and counted.
+
+Building a record takes seconds, so results are cached per record, keyed by the settings, by the
+source text of every module that shapes a beat, and by the record files themselves: a change to
+the detector or the cut rebuilds automatically, and a stale cache can never be read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import warnings
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+import monitor
+from monitor import contract
+from monitor.beats import extract_beats
+from monitor.errors import InputError
+from monitor.records import read_lead
+from monitor.signal import ec57
+
+log = logging.getLogger(__name__)
+
+#: Where built records are kept between runs (overridable per call, or with $ECG_BEAT_CACHE).
+DEFAULT_CACHE_DIR = Path(
+    os.environ.get("ECG_BEAT_CACHE", Path.home() / ".cache" / "ecg-monitor" / "beats")
+)
+#: EC57 beat-by-beat match window.
+MATCH_TOLERANCE_S = 0.15
+#: Kaggle "ECG Heartbeat Categorization" label order (Kachuee et al. 2018).
+KAGGLE_CLASSES: tuple[str, ...] = ("N", "S", "V", "F", "Q")
+
+_MONITOR_DIR = Path(monitor.__file__).resolve().parent
+#: Modules whose source decides what a labelled beat is; any edit to them rebuilds the cache.
+_BEAT_CORE = (
+    _MONITOR_DIR / "contract.py",
+    _MONITOR_DIR / "beats.py",
+    _MONITOR_DIR / "records.py",
+    *sorted((_MONITOR_DIR / "signal").glob("*.py")),
+    Path(__file__).resolve(),
+)
+
+
+@dataclass(frozen=True)
+class BeatSet:
+    """Parallel arrays, one row per beat; rows of different records may be mixed."""
+
+    waveforms: np.ndarray  # (n, BEAT_LEN) float32 in [0, 1]
+    rr: np.ndarray  # (n, 4) float32, contract.RR_FEATURES
+    labels: np.ndarray  # (n,) int64 index into contract.CLASSES
+    records: np.ndarray  # (n,) str
+    index: np.ndarray  # (n,) int64 detected R-peak, source samples
+    ref_index: np.ndarray  # (n,) int64 matched reference annotation, source samples (-1: none)
+    symbols: np.ndarray  # (n,) str reference symbol
+
+    def __post_init__(self) -> None:
+        n = len(self.labels)
+        for f in fields(self):
+            if len(getattr(self, f.name)) != n:
+                raise ValueError(f"BeatSet.{f.name} has {len(getattr(self, f.name))} rows, not {n}")
+        if self.waveforms.ndim != 2 or self.waveforms.shape[1] != contract.BEAT_LEN:
+            raise ValueError(f"BeatSet.waveforms must be (n, {contract.BEAT_LEN})")
+        if self.rr.ndim != 2 or self.rr.shape[1] != len(contract.RR_FEATURES):
+            raise ValueError(f"BeatSet.rr must be (n, {len(contract.RR_FEATURES)})")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, mask_or_idx: np.ndarray | Sequence[int]) -> BeatSet:
+        """Rows selected by a boolean mask or an index array, in that order."""
+        sel = np.asarray(mask_or_idx)
+        if sel.dtype != bool:
+            sel = sel.astype(np.int64)
+        elif len(sel) != len(self):
+            raise ValueError(f"mask has {len(sel)} entries for {len(self)} beats")
+        return BeatSet(**{f.name: getattr(self, f.name)[sel] for f in fields(self)})
+
+    def class_counts(self) -> dict[str, int]:
+        counts = np.bincount(self.labels, minlength=len(contract.CLASSES))
+        return dict(zip(contract.CLASSES, counts.tolist(), strict=True))
+
+    def fingerprint(self) -> str:
+        """Short hash of the beats and labels: names the exact data a model was trained on."""
+        h = hashlib.sha256()
+        for arr in (self.waveforms, self.rr, self.labels):
+            h.update(np.ascontiguousarray(arr).tobytes())
+        return h.hexdigest()[:16]
+
+    @staticmethod
+    def concat(parts: Iterable[BeatSet]) -> BeatSet:
+        parts = list(parts)
+        if not parts:
+            return empty_beatset()
+        return BeatSet(
+            **{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(BeatSet)}
+        )
+
+
+def empty_beatset() -> BeatSet:
+    return BeatSet(
+        waveforms=np.zeros((0, contract.BEAT_LEN), np.float32),
+        rr=np.zeros((0, len(contract.RR_FEATURES)), np.float32),
+        labels=np.zeros(0, np.int64),
+        records=np.zeros(0, "<U8"),
+        index=np.zeros(0, np.int64),
+        ref_index=np.zeros(0, np.int64),
+        symbols=np.zeros(0, "<U1"),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# MIT-BIH records
+
+
+def build_beatset(
+    data_dir: str | Path,
+    records: Sequence[str],
+    cache_dir: str | Path | None = None,
+    progress: bool = True,
+) -> BeatSet:
+    """Detected, reference-labelled beats of `records` (names in the WFDB dir `data_dir`)."""
+    if isinstance(records, str):
+        raise ValueError("records must be a sequence of record names, not one string")
+    if not records:
+        raise ValueError("records is empty: name at least one record")
+    data_dir = Path(data_dir)
+    cache = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR
+    from tqdm import tqdm
+
+    parts, totals = [], Counter()
+    bar = tqdm(list(records), desc="beats", unit="rec", disable=not progress)
+    for record in bar:
+        bar.set_postfix_str(record)
+        part, stats = _cached_record(data_dir, str(record), cache)
+        parts.append(part)
+        totals.update(stats)
+    log.info(
+        "%d records: %d labelled beats; left out %d false detections, %d detections in VF "
+        "episodes and %d beats with a non-AAMI symbol; %d reference beats not detected",
+        len(records),
+        totals["labelled"],
+        totals["false_detections"],
+        totals["in_vf"],
+        totals["unmapped"],
+        totals["missed"],
+    )
+    return BeatSet.concat(parts)
+
+
+def cache_key() -> str:
+    """Hash of the labelling settings and of the beat-core source: the cache's version."""
+    h = hashlib.sha256()
+    settings = {
+        "match_tolerance_s": MATCH_TOLERANCE_S,
+        "contract": contract.CURRENT.to_dict(),
+    }
+    h.update(json.dumps(settings, sort_keys=True).encode())
+    for path in _BEAT_CORE:
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _record_fingerprint(data_dir: Path, record: str) -> str:
+    """Sizes and times of the record's files: a replaced record is rebuilt, not read stale."""
+    parts = []
+    for ext in ("hea", "dat", "atr"):
+        p = data_dir / f"{record}.{ext}"
+        if p.is_file():
+            st = p.stat()
+            parts.append(f"{ext}:{st.st_size}:{st.st_mtime_ns}")
+    return ";".join(parts)
+
+
+def _cached_record(data_dir: Path, record: str, cache: Path) -> tuple[BeatSet, dict[str, int]]:
+    digest = hashlib.sha256(
+        f"{cache_key()}|{_record_fingerprint(data_dir, record)}".encode()
+    ).hexdigest()[:16]
+    path = cache / f"{record}-{digest}.npz"
+    if path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                stats = json.loads(str(z["stats"]))
+                return BeatSet(**{f.name: z[f.name] for f in fields(BeatSet)}), stats
+        except (OSError, ValueError, KeyError) as exc:
+            log.warning("rebuilding %s: unreadable cache file (%s)", path, exc)
+    beats, stats = label_record(data_dir, record)
+    cache.mkdir(parents=True, exist_ok=True)
+    for stale in cache.glob(f"{record}-*.npz"):
+        if ".tmp." not in stale.name:  # another process's half-written file is its own
+            stale.unlink(missing_ok=True)
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
+    np.savez(
+        tmp, stats=json.dumps(stats), **{f.name: getattr(beats, f.name) for f in fields(beats)}
+    )
+    tmp.replace(path)  # atomic: a concurrent reader sees a whole file or none
+    return beats, stats
+
+
+def label_record(data_dir: str | Path, record: str) -> tuple[BeatSet, dict[str, int]]:
+    """Cut one record as the stream would and label each detected beat from its .atr."""
+    import wfdb
+
+    data_dir = Path(data_dir)
+    lead = read_lead(record, data_dir)
+    try:
+        ann = wfdb.rdann(str(data_dir / record), "atr")
+    except Exception as exc:  # wfdb raises many types for a missing or malformed .atr
+        raise InputError(
+            f"record {record!r}: cannot read reference annotations {data_dir / record}.atr: {exc}"
+        ) from exc
+    beats = extract_beats(lead.signal, lead.fs)
+    ref = ec57.reference_beats(ann.symbol, ann.sample)
+    det_idx = np.array([b.index for b in beats], dtype=np.int64)
+    m = ec57.match(ref.samples, det_idx, lead.fs, MATCH_TOLERANCE_S, exclude=ref)
+    ref_pos, keep = m.pairs[:, 0], m.pairs[:, 1]
+    n = len(keep)
+    out = BeatSet(
+        waveforms=np.stack([beats[d].waveform for d in keep]).astype(np.float32)
+        if n
+        else np.zeros((0, contract.BEAT_LEN), np.float32),
+        rr=np.stack([beats[d].rr_features() for d in keep]).astype(np.float32)
+        if n
+        else np.zeros((0, len(contract.RR_FEATURES)), np.float32),
+        labels=np.array([_class_index(s) for s in ref.symbols[ref_pos]], dtype=np.int64),
+        records=np.full(n, record, dtype=f"<U{max(8, len(record))}"),
+        index=det_idx[keep],
+        ref_index=ref.samples[ref_pos].astype(np.int64),
+        symbols=ref.symbols[ref_pos].astype("<U1"),
+    )
+    stats = {
+        "labelled": n,
+        "false_detections": len(m.extra),
+        "in_vf": len(det_idx) - n - len(m.extra),
+        "unmapped": sum(s in NON_AAMI_BEATS for s in ann.symbol),
+        "missed": len(m.missed),
+    }
+    return out, stats
+
+
+def _class_index(symbol: str) -> int:
+    return contract.CLASSES.index(contract.AAMI_MAP[symbol])
+
+
+#: WFDB beat symbols (isqrs) without an AAMI class: never references, never training beats.
+NON_AAMI_BEATS = frozenset("NLRBAaJSVrFejnE/fQ?") - set(contract.AAMI_MAP)
+
+
+# ---------------------------------------------------------------------------------------------
+# Kaggle "ECG Heartbeat Categorization" CSV files
+
+
+def load_kaggle_csv(path: str | Path) -> BeatSet:
+    """mitbih_train.csv / mitbih_test.csv: 187 samples then a label 0..4 (N S V F Q) per row.
+
+    These beats come without rhythm context, so they carry `contract.RR_UNAVAILABLE`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"Kaggle CSV {path} not found; give the folder holding mitbih_train.csv")
+    width = contract.BEAT_LEN + 1
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # an empty file is reported below
+            rows = np.loadtxt(path, delimiter=",", dtype=np.float64, ndmin=2)
+    except ValueError as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else "unreadable"
+        raise InputError(f"{path}: not a numeric {width}-column CSV ({reason})") from exc
+    if rows.shape[0] == 0:
+        raise InputError(f"{path}: no rows")
+    if rows.shape[1] != width:
+        raise InputError(
+            f"{path}: {rows.shape[1]} columns, expected {width} "
+            f"({contract.BEAT_LEN} samples and a label)"
+        )
+    if not np.all(np.isfinite(rows)):
+        bad = int(np.argwhere(~np.isfinite(rows))[0, 0])
+        raise InputError(f"{path}: row {bad + 1} has NaN or infinite values")
+    raw = rows[:, -1]
+    labels = raw.astype(np.int64)
+    bad = np.flatnonzero((raw != labels) | (labels < 0) | (labels >= len(KAGGLE_CLASSES)))
+    if len(bad):
+        raise InputError(
+            f"{path}: row {bad[0] + 1} has label {raw[bad[0]]:g}; labels are 0..4 "
+            f"({' '.join(KAGGLE_CLASSES)})"
+        )
+    n = len(rows)
+    to_ours = np.array([contract.CLASSES.index(c) for c in KAGGLE_CLASSES], dtype=np.int64)
+    return BeatSet(
+        waveforms=rows[:, : contract.BEAT_LEN].astype(np.float32),
+        rr=np.tile(np.asarray(contract.RR_UNAVAILABLE, np.float32), (n, 1)),
+        labels=to_ours[labels],
+        records=np.full(n, f"kaggle:{path.stem}"),
+        index=np.arange(n, dtype=np.int64),
+        ref_index=np.full(n, -1, dtype=np.int64),
+        symbols=np.asarray(KAGGLE_CLASSES, dtype="<U1")[labels],
+    )

@@ -1,0 +1,471 @@
+"""How good the model is, in the two settings users ask about.
+
+- inter (default): end to end on the de Chazal DS2 patients, none of whom trained the model, and
+  EC57-style: our detector's beats against every reference beat, matched within 150 ms, so a
+  missed beat costs the sensitivity of its class and an extra detection the positive
+  predictivity of the class it was given. Intervals come from resampling patients.
+- intra: the held-out 20 % of beats of the random beat split the model was trained with (seed
+  from the model file), comparable to the Kaggle "ECG Heartbeat Categorization" literature; only
+  beats our detector found and the reference labels are scored. Intervals resample beats.
+
+Writes metrics.json, report.md and confusion.png into --out (default reports/<split>/).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from monitor import contract
+from monitor.annotate import annotate_lead, load_classifier
+from monitor.errors import InputError, run_cli
+from monitor.records import read_lead, resolve_mitdb
+from monitor.signal import ec57
+from trainer import metrics, splits
+
+if TYPE_CHECKING:
+    from monitor.classifier import BeatClassifier
+
+SPLITS = ("inter", "intra")
+#: EC57 beat-by-beat match window.
+MATCH_WINDOW_S = 0.15
+K = len(contract.CLASSES)
+#: Extra label of the end-to-end confusion matrix: row = extra detection, column = missed beat.
+NO_BEAT = K
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Confusion matrices and how they were obtained; everything the report shows."""
+
+    split: str
+    #: Total confusion matrix; (K+1)-square with the "no beat" label for the inter split.
+    cm: np.ndarray
+    #: Bootstrap resamples of `cm`.
+    boot: np.ndarray
+    #: What the bootstrap resampled: "record" or "beat".
+    unit: str
+    #: Per-record matrices (inter split), in record order.
+    per_record: dict[str, np.ndarray]
+    provenance: dict
+
+
+def record_confusion(
+    ref_symbols: Sequence[str],
+    ref_samples: Sequence[int],
+    det_samples: np.ndarray,
+    det_labels: Sequence[str],
+    fs: float,
+) -> np.ndarray:
+    """(K+1)-square EC57 confusion matrix of one record: classes plus the "no beat" label."""
+    ref = ec57.reference_beats(ref_symbols, ref_samples)
+    m = ec57.match(ref.samples, det_samples, fs, MATCH_WINDOW_S, exclude=ref)
+    ref_cls = np.array([contract.CLASSES.index(contract.AAMI_MAP[s]) for s in ref.symbols], int)
+    det_cls = np.array([contract.CLASSES.index(label) for label in det_labels], int)
+    true = np.concatenate(
+        [ref_cls[m.pairs[:, 0]], ref_cls[m.missed], np.full(len(m.extra), NO_BEAT)]
+    )
+    pred = np.concatenate(
+        [det_cls[m.pairs[:, 1]], np.full(len(m.missed), NO_BEAT), det_cls[m.extra]]
+    )
+    return metrics.confusion_matrix(true, pred, K + 1)
+
+
+def evaluate_inter(
+    classifier: BeatClassifier,
+    data_dir: Path,
+    records: Sequence[str],
+    batch_size: int,
+    progress: bool,
+) -> dict[str, np.ndarray]:
+    """End-to-end confusion matrix of each record: the annotator's output against its .atr."""
+    import wfdb
+    from tqdm import tqdm
+
+    out = {}
+    bar = tqdm(list(records), desc="DS2", unit="rec", disable=not progress)
+    for record in bar:
+        bar.set_postfix_str(record)
+        lead = read_lead(record, data_dir)
+        try:
+            atr = wfdb.rdann(str(data_dir / record), "atr")
+        except Exception as exc:  # wfdb raises many types for a missing or malformed .atr
+            raise InputError(
+                f"record {record!r}: cannot read reference annotations {data_dir / record}.atr: "
+                f"{exc}"
+            ) from exc
+        ann = annotate_lead(lead, classifier, batch_size=batch_size)
+        out[record] = record_confusion(atr.symbol, atr.sample, ann.samples, ann.labels, lead.fs)
+    return out
+
+
+def evaluate_intra(
+    classifier: BeatClassifier,
+    data_dir: Path,
+    records: Sequence[str],
+    seed: int,
+    batch_size: int,
+    progress: bool,
+) -> tuple[np.ndarray, int]:
+    """Confusion matrix of the held-out 20 % of the intra-patient beat split drawn with `seed`.
+
+    Rebuilding the beat set of the same records and drawing with the same seed gives exactly
+    the beats the trainer held out. Returns the matrix and the number of beats split.
+    """
+    from trainer.dataset import build_beatset
+
+    beats = build_beatset(data_dir, records, progress=progress)
+    _, _, test = splits.split_indices(beats, "intra", seed)
+    batches = (test[j : j + batch_size] for j in range(0, len(test), batch_size))
+    pred = np.concatenate(
+        [classifier.predict(beats.waveforms[i], beats.rr[i]).argmax(axis=1) for i in batches]
+    )
+    return metrics.confusion_matrix(beats.labels[test], pred, K), len(beats)
+
+
+def training_seed(model_contract: contract.BeatContract) -> int:
+    """The split seed the model was trained with, from its embedded contract."""
+    seed = model_contract.extra.get("seed")
+    try:
+        return int(seed)
+    except (TypeError, ValueError):
+        raise InputError(
+            "the model file does not say which seed drew its intra-patient split "
+            "(contract.extra['seed']); re-export it with the trainer"
+        ) from None
+
+
+def trained_split(model_contract: contract.BeatContract) -> str:
+    """The split kind that trained the model: extra['split'], else the head of data_split.
+
+    The trainer describes its split in words ("inter: train 101 ...", "intra-patient: ...").
+    """
+    kind = model_contract.extra.get("split") or model_contract.data_split
+    return re.split(r"[\s:-]", kind.strip(), maxsplit=1)[0].lower()
+
+
+def check_split(split: str, model_contract: contract.BeatContract) -> None:
+    """Refuse to score a model on patients or beats it was trained on."""
+    trained = trained_split(model_contract)
+    if trained == split:
+        return
+    if trained == "unknown":
+        if split == "inter":
+            print(
+                "warning: the model does not say which split trained it; the DS2 figures are "
+                "only honest if no DS2 record was used",
+                file=sys.stderr,
+            )
+            return
+        raise InputError(
+            "the model does not say which split trained it, so its held-out intra-patient beats "
+            "are unknown; evaluate a model exported by the trainer"
+        )
+    raise InputError(
+        f"the model was trained on the {trained!r} split, whose training data overlap the "
+        f"{split!r} test set; evaluate it with the split it was trained on or train a model "
+        f"with --split {split}"
+    )
+
+
+def intra_records(model_contract: contract.BeatContract) -> list[str]:
+    """Records the intra-patient split was drawn from: extra['records'], else all 48."""
+    listed = model_contract.extra.get("records", "").split()
+    return listed or list(splits.records_for("intra"))
+
+
+def evaluate(args: argparse.Namespace) -> Evaluation:
+    """Score the model of `args` on the split it asks for (default: the one that trained it)."""
+    classifier = load_classifier(args.model, args.device)
+    model_contract = classifier.contract
+    trained = trained_split(model_contract)
+    split = args.split or (trained if trained in SPLITS else "inter")
+    check_split(split, model_contract)
+    t0 = time.perf_counter()
+    provenance = {
+        "model": str(classifier.path),
+        "model_version": model_contract.model_version,
+        "model_split": trained,
+        "model_split_description": model_contract.data_split,
+        "model_data_hash": model_contract.data_hash,
+        "bootstrap": {"n": args.bootstrap, "seed": args.seed, "level": 0.95},
+        "match_window_s": MATCH_WINDOW_S,
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    if split == "inter":
+        records = list(dict.fromkeys(args.records or splits.DS2))
+        leaked = sorted(set(records) - set(splits.DS2))
+        if leaked:
+            raise InputError(
+                f"--records {' '.join(leaked)} are not DS2 test patients; the inter-patient "
+                "evaluation scores DS2 records only"
+            )
+        data_dir = resolve_mitdb(args.data_dir, records)
+        per_record = evaluate_inter(classifier, data_dir, records, args.batch_size, args.progress)
+        group_cms = np.stack(list(per_record.values()))
+        cm = group_cms.sum(axis=0)
+        boot = metrics.bootstrap_groups(group_cms, args.bootstrap, args.seed)
+        unit = "record"
+        provenance["records"] = list(records)
+    else:
+        seed = training_seed(model_contract)
+        records = intra_records(model_contract)
+        data_dir = resolve_mitdb(args.data_dir, records)
+        cm, n_all = evaluate_intra(
+            classifier, data_dir, records, seed, args.batch_size, args.progress
+        )
+        boot = metrics.bootstrap_items(cm, args.bootstrap, args.seed)
+        unit, per_record = "beat", {}
+        provenance.update(records=records, split_seed=seed, beats_in_split=n_all)
+    provenance["seconds"] = round(time.perf_counter() - t0, 1)
+    return Evaluation(split, cm, boot, unit, per_record, provenance)
+
+
+# ---------------------------------------------------------------------------------------------
+# Output
+
+
+def _labels(n: int) -> tuple[list[str], list[str]]:
+    """Row (reference) and column (prediction) names of an n-square matrix."""
+    classes = list(contract.CLASSES)
+    if n == K:
+        return classes, classes
+    return [*classes, "(extra)"], [*classes, "(missed)"]
+
+
+def to_json(ev: Evaluation) -> dict:
+    rows, cols = _labels(ev.cm.shape[0])
+    out = {
+        "split": ev.split,
+        "bootstrap_unit": ev.unit,
+        **ev.provenance,
+        **metrics.with_intervals(ev.cm, ev.boot, contract.CLASSES),
+        "confusion": {"rows_reference": rows, "columns_predicted": cols, "counts": ev.cm.tolist()},
+    }
+    if ev.per_record:
+        out["per_record"] = {r: _record_summary(cm) for r, cm in ev.per_record.items()}
+    return out
+
+
+def _record_summary(cm: np.ndarray) -> dict:
+    rates = metrics.class_rates(cm, K)
+    det = metrics.detection_rates(cm, K)
+
+    def by_class(values: np.ndarray, cast) -> dict:
+        return {c: cast(v) for c, v in zip(contract.CLASSES, values, strict=True)}
+
+    return {
+        "reference": by_class(rates["support"], int),
+        "detection": {m: int(det[m]) for m in ("tp", "fn", "fp")},
+        "se": by_class(rates["se"], metrics.json_float),
+        "ppv": by_class(rates["ppv"], metrics.json_float),
+    }
+
+
+def _pct(est: dict) -> str:
+    v, (lo, hi) = est["value"], est["ci"]
+    if v is None:
+        return "n/a"
+    ci = f" ({100 * lo:.1f}–{100 * hi:.1f})" if lo is not None else ""
+    return f"{100 * v:.1f}{ci}"
+
+
+def to_markdown(report: dict) -> str:
+    split = report["split"]
+    title = (
+        "Inter-patient evaluation (DS2, end to end, EC57 beat-by-beat)"
+        if split == "inter"
+        else "Intra-patient evaluation (held-out 20 % of beats, random split)"
+    )
+    b = report["bootstrap"]
+    unit = "patients (records)" if report["bootstrap_unit"] == "record" else "beats"
+    lines = [
+        f"# {title}",
+        "",
+        f"Model `{report['model']}` (version {report['model_version']}, trained on the "
+        f"{report['model_split']!r} split, data hash {report['model_data_hash']}); "
+        f"evaluated {report['date']} in {report['seconds']} s.",
+        "",
+        f"Figures in % with bootstrap {100 * b['level']:.0f} % intervals from {b['n']} resamples "
+        f"of {unit} (seed {b['seed']}).",
+    ]
+    if split == "inter":
+        lines += [
+            f"Every reference beat with an AAMI class in the {len(report['records'])} DS2 records "
+            "is scored (ventricular flutter episodes excluded); our beats are matched within "
+            f"{1000 * report['match_window_s']:.0f} ms. A missed reference beat counts against the "
+            "sensitivity of its class, an extra detection against the +P of the class it was "
+            "given. Resampling patients, not beats, because beats of one patient are correlated.",
+        ]
+    else:
+        lines += [
+            f"Test beats: the 20 % held out with seed {report['split_seed']} from "
+            f"{report['beats_in_split']} detected, reference-labelled beats of "
+            f"{len(report['records'])} records. "
+            "Patients appear in both training and test data: not a claim about new patients.",
+        ]
+    lines += ["", "| Class | Reference beats | Se | +P | F1 |", "|---|---:|---:|---:|---:|"]
+    for c, r in report["per_class"].items():
+        lines.append(
+            f"| {c} | {r['support']} | {_pct(r['se'])} | {_pct(r['ppv'])} | {_pct(r['f1'])} |"
+        )
+    lines += [
+        "",
+        f"- Accuracy: {_pct(report['accuracy'])}",
+        f"- Macro F1: {_pct(report['macro_f1'])}",
+        f"- Weighted F1: {_pct(report['weighted_f1'])}",
+    ]
+    if "detection" in report:
+        d = report["detection"]
+        lines.append(
+            f"- QRS detection (gross): Se {_pct(d['se'])}, +P {_pct(d['ppv'])} "
+            f"(TP {d['tp']}, FN {d['fn']}, FP {d['fp']})"
+        )
+    conf = report["confusion"]
+    lines += [
+        "",
+        "## Confusion matrix (rows: reference, columns: prediction)",
+        "",
+        "![confusion matrix](confusion.png)",
+        "",
+        "| | " + " | ".join(conf["columns_predicted"]) + " |",
+        "|---" * (len(conf["columns_predicted"]) + 1) + "|",
+    ]
+    for name, row in zip(conf["rows_reference"], conf["counts"], strict=True):
+        lines.append(f"| **{name}** | " + " | ".join(str(v) for v in row) + " |")
+    if "per_record" in report:
+        lines += [
+            "",
+            "## Per record",
+            "",
+            "| Record | Beats | Det FN | Det FP | N Se | S Se | S +P | V Se | V +P |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for rec, r in report["per_record"].items():
+            rates = [r[m][c] for m, c in (("se", "N"), ("se", "S"), ("ppv", "S"), ("se", "V"),
+                                          ("ppv", "V"))]  # fmt: skip
+            lines.append(
+                f"| {rec} | {sum(r['reference'].values())} | {r['detection']['fn']} | "
+                f"{r['detection']['fp']} | "
+                + " | ".join("–" if v is None else f"{100 * v:.1f}" for v in rates)
+                + " |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def plot_confusion(cm: np.ndarray, title: str, path: Path) -> None:
+    """Counts in every cell, colour by share of the reference row (classes differ 100-fold)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows, cols = _labels(cm.shape[0])
+    row_sums = cm.sum(axis=1, keepdims=True)
+    share = np.divide(cm, row_sums, out=np.zeros(cm.shape), where=row_sums > 0)
+    fig, ax = plt.subplots(figsize=(6.4, 5.4), dpi=120)
+    im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    for (i, j), n in np.ndenumerate(cm):
+        if i == j == NO_BEAT:  # "no reference beat, no detection" is not an event
+            continue
+        ax.text(j, i, str(n), ha="center", va="center", fontsize=8,
+                color="white" if share[i, j] > 0.5 else "black")  # fmt: skip
+    ax.set_xticks(range(len(cols)), cols)
+    ax.set_yticks(range(len(rows)), rows)
+    ax.set_xlabel("prediction")
+    ax.set_ylabel("reference")
+    ax.set_title(title, fontsize=10)
+    fig.colorbar(im, ax=ax, label="share of reference row")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _replace_into(out_dir: Path, name: str, write) -> None:
+    """Write via a temporary file in `out_dir` and rename: an old report is never half-replaced."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=Path(name).suffix, dir=out_dir)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, out_dir / name)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def write_report(ev: Evaluation, out_dir: Path) -> dict:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report = to_json(ev)
+    text = json.dumps(report, indent=2, allow_nan=False) + "\n"
+    _replace_into(out_dir, "metrics.json", lambda p: p.write_text(text))
+    _replace_into(out_dir, "report.md", lambda p: p.write_text(to_markdown(report)))
+    title = f"{ev.split}-patient, model {report['model_version']}"
+    _replace_into(out_dir, "confusion.png", lambda p: plot_confusion(ev.cm, title, p))
+    return report
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="ecg-evaluate",
+        description="Score a model: per-class Se, +P and F1 with bootstrap intervals, accuracy, "
+        "macro/weighted F1 and a confusion matrix (JSON, Markdown, PNG).",
+    )
+    p.add_argument("--model", help="TorchScript model (default: the shipped model, or $ECG_MODEL)")
+    p.add_argument(
+        "--split",
+        choices=SPLITS,
+        help="inter: DS2 end to end; intra: held-out beats (default: the split that trained the "
+        "model)",
+    )
+    p.add_argument("--data-dir", help="MIT-BIH directory (default: $ECG_MITDB_DIR, else download)")
+    p.add_argument("--out", help="output directory (default: reports/<split>)")
+    p.add_argument("--records", nargs="+", metavar="RECORD", help="inter: a subset of DS2")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (the split seed comes from "
+                   "the model file)")  # fmt: skip
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--batch-size", type=int, default=256, help="beats per model call")
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+    return p
+
+
+def run(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.bootstrap < 1:
+        raise InputError(f"--bootstrap must be at least 1, got {args.bootstrap}")
+    if args.batch_size < 1:
+        raise InputError(f"--batch-size must be at least 1, got {args.batch_size}")
+    ev = evaluate(args)
+    out_dir = Path(args.out or Path("reports") / ev.split)
+    report = write_report(ev, out_dir)
+    pc = report["per_class"]
+    summary = ", ".join(f"{c} Se {_pct(pc[c]['se'])} +P {_pct(pc[c]['ppv'])}" for c in pc)
+    print(f"{ev.split}: {summary}; macro F1 {_pct(report['macro_f1'])}")
+    if "detection" in report:
+        d = report["detection"]
+        print(f"QRS detection: Se {_pct(d['se'])} +P {_pct(d['ppv'])}")
+    print(f"wrote {out_dir}/metrics.json, report.md, confusion.png")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(run, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

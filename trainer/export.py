@@ -1,0 +1,50 @@
+"""Ship a trained model as one TorchScript file that carries its own beat contract.
+
+The serving side loads the file with `torch.jit.load` alone (no trainer code, no Python class
+definitions), and reads the embedded contract to refuse a model cut by different rules.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from monitor.classifier import CONTRACT_FILE, torchscript_deprecation_silenced
+from monitor.contract import BeatContract
+
+#: A model file beyond this is a mistake (the network has ~0.23 M parameters, about 1 MB).
+MAX_BYTES = 20 * 1024 * 1024
+
+
+class ProbabilityModel(nn.Module):
+    """The network with its softmax: the exported file answers in probabilities."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor, rr: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.model(x, rr), dim=1)
+
+
+def export_torchscript(model: nn.Module, contract: BeatContract, path: str | Path) -> Path:
+    """Script `model` (logits out) into `path` (probabilities out) with `contract` embedded."""
+    if not isinstance(contract, BeatContract):
+        raise ValueError(f"contract must be a BeatContract, got {type(contract).__name__}")
+    path = Path(path)
+    wrapped = ProbabilityModel(copy.deepcopy(model).cpu().eval()).eval()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    extra = {CONTRACT_FILE: json.dumps(contract.to_dict(), indent=2, sort_keys=True)}
+    with torchscript_deprecation_silenced():
+        torch.jit.save(torch.jit.script(wrapped), str(tmp), _extra_files=extra)
+    size = tmp.stat().st_size
+    if size > MAX_BYTES:
+        tmp.unlink()
+        raise ValueError(f"exported model is {size / 2**20:.1f} MB, over the 20 MB limit")
+    tmp.replace(path)  # a serving process never sees a half-written model
+    return path

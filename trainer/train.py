@@ -1,0 +1,470 @@
+"""Train the beat classifier: `python -m trainer.train` (console script `ecg-train`).
+
+The default is the honest setting: inter-patient split, train and choose on DS1 only, report
+on DS2. A run writes everything it did into its run directory (config, per-epoch log, curves,
+best checkpoint, test metrics, TorchScript model) and replaces the shipped model only when asked
+with --export, so an experiment can never silently change what the monitor serves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import random
+import shlex
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from monitor import contract
+from monitor.errors import InputError, run_cli
+from monitor.records import resolve_mitdb
+from trainer import metrics
+from trainer.augment import augment
+from trainer.dataset import BeatSet, build_beatset, load_kaggle_csv
+from trainer.export import export_torchscript
+from trainer.model import CNNBiLSTM
+from trainer.splits import (
+    DS1,
+    DS2,
+    VAL_BEAT_FRACTION,
+    records_for,
+    split_indices,
+    stratified_split,
+)
+
+log = logging.getLogger("trainer.train")
+
+BALANCE_MODES = ("sampler", "weights", "both", "none")
+#: Each balancing step corrects class frequencies by this power: sampler or weights alone move
+#: class mass from n_c to n_c ** 0.5, both together to equal mass. Full inverse-frequency
+#: balancing from one step would replay DS1's few hundred S beats a hundred times an epoch.
+BALANCE_POWER = 0.5
+#: Epochs without a better validation macro F1 before training stops.
+DEFAULT_PATIENCE = 8
+#: Chosen on DS1 validation patients (models/README.md): 0, 0.3, 0.6 gave macro F1 0.518,
+#: 0.536, 0.546 and S F1 0.05, 0.09, 0.28 at their best epochs.
+DEFAULT_MORPH_DROPOUT = 0.6
+EVAL_BATCH = 2048
+
+
+@dataclass
+class Split:
+    """The three parts a run works on, and how they were chosen (for the contract and card)."""
+
+    train: BeatSet
+    val: BeatSet
+    test: BeatSet
+    name: str
+    description: str
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="ecg-train",
+        description="Train the CNN-BiLSTM beat classifier on MIT-BIH (default: inter-patient, "
+        "DS1 train/validation, DS2 test).",
+    )
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--data-dir", help="MIT-BIH directory (else $ECG_MITDB_DIR, else download)")
+    src.add_argument(
+        "--kaggle-csv",
+        metavar="DIR",
+        help="train on DIR/mitbih_train.csv and test on DIR/mitbih_test.csv instead",
+    )
+    p.add_argument(
+        "--split",
+        choices=("inter", "intra", "all"),
+        help="inter: DS1 -> DS2 (default); intra: 80/20 beats of all records; all: production",
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, default=20, help="most epochs (early stopping may end)")
+    p.add_argument("--patience", type=int, default=DEFAULT_PATIENCE)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument(
+        "--epoch-beats",
+        type=int,
+        default=16384,
+        help="training beats drawn per epoch; validation runs after each (default 16384)",
+    )
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--balance", choices=BALANCE_MODES, default="sampler")
+    p.add_argument("--no-augment", action="store_true", help="train on the beats as cut")
+    p.add_argument("--no-rr", action="store_true", help="waveform only, without RR features")
+    p.add_argument(
+        "--morph-dropout",
+        type=float,
+        help="share of training beats whose waveform features are hidden, so the model learns "
+        f"to use RR too (default {DEFAULT_MORPH_DROPOUT}; 0 with --no-rr or --kaggle-csv)",
+    )
+    p.add_argument("--out", help="run directory (default runs/<timestamp>-<split>)")
+    p.add_argument(
+        "--export",
+        metavar="PATH",
+        help="also write the TorchScript model here (models/ecg_cnn_bilstm.pt replaces the "
+        "shipped model); the run directory always gets model.pt",
+    )
+    p.add_argument("--records", nargs="+", help="only these records (quick runs), e.g. 101 106")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--cache-dir", help="beat cache (default ~/.cache/ecg-monitor/beats)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--no-test",
+        action="store_true",
+        help="do not evaluate on the test set (for runs that choose settings: never tune on DS2)",
+    )
+    args = p.parse_args(argv)
+    for name in ("epochs", "patience", "batch_size", "epoch_beats", "threads"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise InputError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    if not args.lr > 0:
+        raise InputError(f"--lr must be positive, got {args.lr}")
+    if args.kaggle_csv and (args.split or args.records):
+        raise InputError("--split and --records do not apply to --kaggle-csv (already split)")
+    if args.no_rr and args.morph_dropout:
+        raise InputError("--morph-dropout needs RR features; drop --no-rr or --morph-dropout")
+    if args.morph_dropout is None:  # Kaggle rows carry no RR: hiding the waveform hides all
+        args.morph_dropout = 0.0 if args.no_rr or args.kaggle_csv else DEFAULT_MORPH_DROPOUT
+    if not 0.0 <= args.morph_dropout < 1.0:
+        raise InputError(f"--morph-dropout must be in [0, 1), got {args.morph_dropout}")
+    args.split = args.split or ("kaggle" if args.kaggle_csv else "inter")
+    if args.records:
+        args.records = [r for item in args.records for r in item.split(",") if r]
+    return args
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+# -- data ------------------------------------------------------------------------------------
+
+
+def load_split(args: argparse.Namespace) -> Split:
+    if args.kaggle_csv:
+        folder = Path(args.kaggle_csv)
+        pool = load_kaggle_csv(folder / "mitbih_train.csv")
+        test = load_kaggle_csv(folder / "mitbih_test.csv")
+        train, val = stratified_split(
+            pool.labels, VAL_BEAT_FRACTION, np.random.default_rng(args.seed)
+        )
+        return Split(
+            pool.subset(train),
+            pool.subset(val),
+            test,
+            "kaggle",
+            f"Kaggle CSV {folder}: mitbih_train.csv (validation: stratified "
+            f"{VAL_BEAT_FRACTION:.0%} of it), test mitbih_test.csv",
+        )
+    records = args.records or list(records_for(args.split))
+    if args.split == "inter":
+        stray = [r for r in records if r not in DS1 + DS2]
+        if stray:
+            raise InputError(
+                f"records {' '.join(stray)} are in neither DS1 nor DS2; the inter split uses "
+                "only those (paced records are left out)"
+            )
+    data_dir = resolve_mitdb(args.data_dir, records)
+    beats = build_beatset(data_dir, records, args.cache_dir, progress=not args.no_progress)
+    tr, va, te = split_indices(beats, args.split, args.seed)
+    parts = [beats.subset(i) for i in (tr, va, te)]
+
+    def recs(b: BeatSet) -> str:
+        return " ".join(sorted(set(b.records.tolist()))) or "none"
+
+    if args.split == "intra":
+        desc = (
+            f"intra-patient: stratified beats of {recs(beats)}; validation "
+            f"{VAL_BEAT_FRACTION:.0%} of training beats; test 20 % of beats"
+        )
+    else:
+        desc = (
+            f"{args.split}: train {recs(parts[0])}; validation patients {recs(parts[1])}; "
+            f"test {recs(parts[2])}"
+        )
+    return Split(*parts, args.split, desc)
+
+
+def balance_weights(labels: np.ndarray) -> np.ndarray:
+    """Per-class factor n_c ** -BALANCE_POWER, scaled so an average training beat weighs 1."""
+    counts = np.bincount(labels, minlength=len(contract.CLASSES)).astype(float)
+    w = np.where(counts > 0, np.maximum(counts, 1.0) ** -BALANCE_POWER, 0.0)
+    return w / (w[labels].mean())
+
+
+# -- training --------------------------------------------------------------------------------
+
+
+def predict_logits(model: nn.Module, data: BeatSet) -> np.ndarray:
+    model.eval()
+    out = []
+    with torch.inference_mode():
+        for i in range(0, len(data), EVAL_BATCH):
+            x = torch.from_numpy(data.waveforms[i : i + EVAL_BATCH]).unsqueeze(1)
+            out.append(model(x, torch.from_numpy(data.rr[i : i + EVAL_BATCH])).numpy())
+    return np.concatenate(out) if out else np.zeros((0, len(contract.CLASSES)), np.float32)
+
+
+def train_epoch(
+    model: nn.Module,
+    data: BeatSet,
+    opt: torch.optim.Optimizer,
+    loss_fn: nn.Module,
+    args: argparse.Namespace,
+    sample_weights: torch.Tensor | None,
+    gen: torch.Generator,
+    desc: str,
+) -> float:
+    from tqdm import tqdm
+
+    model.train()
+    draws = args.epoch_beats or len(data)
+    if sample_weights is not None:
+        order = torch.multinomial(sample_weights, draws, replacement=True, generator=gen)
+    else:  # without replacement: an epoch is (a share of) one pass over the data
+        order = torch.randperm(len(data), generator=gen)[:draws]
+    x_all, rr_all = torch.from_numpy(data.waveforms), torch.from_numpy(data.rr)
+    y_all = torch.from_numpy(data.labels)
+    total, seen = 0.0, 0
+    bar = tqdm(
+        range(0, len(order), args.batch_size), desc=desc, unit="batch", leave=False,
+        disable=args.no_progress,
+    )  # fmt: skip
+    for start in bar:
+        idx = order[start : start + args.batch_size]
+        x, rr, y = x_all[idx], rr_all[idx], y_all[idx]
+        if not args.no_augment:
+            x, rr = augment(x, rr, gen)
+        loss = loss_fn(model(x.unsqueeze(1), rr), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        total += loss.item() * len(idx)
+        seen += len(idx)
+        bar.set_postfix(loss=f"{total / seen:.4f}")
+    return total / max(seen, 1)
+
+
+def fit(model: CNNBiLSTM, split: Split, args: argparse.Namespace, run_dir: Path) -> dict:
+    """Train with early stopping on validation macro F1; return the best epoch's record."""
+    gen = seed_everything(args.seed)
+    cw = torch.tensor(balance_weights(split.train.labels), dtype=torch.float32)
+    loss_fn = nn.CrossEntropyLoss(weight=cw if args.balance in ("weights", "both") else None)
+    sample_weights = cw[split.train.labels] if args.balance in ("sampler", "both") else None
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=0.5, patience=2)
+    history: list[dict] = []
+    best: dict | None = None
+    for epoch in range(1, args.epochs + 1):
+        t0 = time.perf_counter()
+        lr = opt.param_groups[0]["lr"]
+        train_loss = train_epoch(
+            model, split.train, opt, loss_fn, args, sample_weights, gen, f"epoch {epoch}"
+        )
+        logits = predict_logits(model, split.val)
+        val_loss = float(
+            nn.functional.cross_entropy(
+                torch.from_numpy(logits), torch.from_numpy(split.val.labels)
+            )
+        )
+        m = metrics.evaluate(split.val.labels, logits.argmax(1))
+        row = {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "val_loss": val_loss,
+            "val_macro_f1": m["macro_f1"],
+            "val_accuracy": m["accuracy"],
+            **{
+                f"val_{k}_{c}": m["per_class"][c][k]
+                for k in ("f1", "se", "ppv")
+                for c in contract.CLASSES
+            },
+            "lr": lr,
+            "seconds": time.perf_counter() - t0,
+        }
+        history.append(row)
+        improved = best is None or row["val_macro_f1"] > best["val_macro_f1"]
+        if improved:
+            best = dict(row)
+            torch.save(model.checkpoint(epoch=epoch, val=m, config=vars(args)), run_dir / "best.pt")
+        write_log(history, run_dir)
+        log.info(
+            "epoch %d  loss %.4f  val loss %.4f  val macro F1 %.4f  (%s)  lr %.1e  %.0f s%s",
+            epoch, train_loss, val_loss, row["val_macro_f1"],
+            " ".join(
+                f"{c} {row[f'val_f1_{c}']:.2f}"
+                for c in contract.CLASSES if row[f"val_f1_{c}"] is not None
+            ),
+            lr, row["seconds"], "  *best" if improved else "",
+        )  # fmt: skip
+        sched.step(row["val_macro_f1"])
+        if epoch - best["epoch"] >= args.patience:
+            log.info("no better validation macro F1 for %d epochs: stopping", args.patience)
+            break
+    plot_curves(history, run_dir / "curves.png")
+    return best
+
+
+def write_log(history: list[dict], run_dir: Path) -> None:
+    (run_dir / "log.json").write_text(json.dumps(history, indent=1))
+    with open(run_dir / "log.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(history[0]))
+        w.writeheader()
+        w.writerows(history)
+
+
+def plot_curves(history: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ep = [h["epoch"] for h in history]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    a.plot(ep, [h["train_loss"] for h in history], label="train")
+    a.plot(ep, [h["val_loss"] for h in history], label="validation")
+    a.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
+    a.legend()
+    b.plot(ep, [h["val_macro_f1"] for h in history], "k", lw=2, label="macro F1")
+    for c in contract.CLASSES:
+        ys = [h[f"val_f1_{c}"] for h in history]
+        if any(y is not None for y in ys):
+            b.plot(ep, [np.nan if y is None else y for y in ys], label=f"F1 {c}", alpha=0.7)
+    b.set(xlabel="epoch", ylabel="F1", title="validation", ylim=(0, 1))
+    b.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# -- main ------------------------------------------------------------------------------------
+
+
+def export_contract(model: nn.Module, split: Split, args: argparse.Namespace, best: dict):
+    """The shipped contract: the current beat rules plus where this model came from."""
+    h = hashlib.sha256()
+    for v in model.state_dict().values():
+        h.update(v.detach().cpu().numpy().tobytes())
+    now = datetime.now(timezone.utc)
+    return dataclasses.replace(
+        contract.CURRENT,
+        model_version=f"cnn-bilstm-{split.name}-{now:%Y%m%d}-{h.hexdigest()[:8]}",
+        data_split=split.description,
+        data_hash=split.train.fingerprint(),
+        extra={
+            "trained_utc": now.isoformat(timespec="seconds"),
+            "seed": str(args.seed),
+            "best_epoch": str(best["epoch"]),
+            "val_macro_f1": f"{best['val_macro_f1']:.4f}",
+            "balance": args.balance,
+            "augment": str(not args.no_augment),
+            "use_rr": str(not args.no_rr),
+            "morph_dropout": str(args.morph_dropout),
+            "train_beats": json.dumps(split.train.class_counts()),
+            "command": "python -m trainer.train " + shlex.join(args.argv),
+        },
+    )
+
+
+def _main(argv: list[str] | None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    args.argv = argv
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_dir = Path(args.out or Path("runs") / f"{stamp}-{args.split}")
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise InputError(f"run directory {run_dir} is not empty; choose another --out")
+    seed_everything(args.seed)
+
+    t_start = time.perf_counter()
+    split = load_split(args)
+    for name in ("train", "val"):
+        if len(getattr(split, name)) == 0:
+            raise InputError(f"the {name} set is empty; give more records")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log.info("split: %s", split.description)
+    for name in ("train", "val", "test"):
+        part = getattr(split, name)
+        log.info("%-5s %6d beats %s", name, len(part), part.class_counts())
+
+    model = CNNBiLSTM(use_rr=not args.no_rr, morph_dropout=args.morph_dropout)
+    log.info(
+        "model: %d parameters; %d torch threads", model.n_parameters(), torch.get_num_threads()
+    )
+    config = {
+        "args": {k: v for k, v in vars(args).items() if k != "argv"},
+        "command": "python -m trainer.train " + shlex.join(argv),
+        "split": split.description,
+        "counts": {n: getattr(split, n).class_counts() for n in ("train", "val", "test")},
+        "train_data_hash": split.train.fingerprint(),
+        "parameters": model.n_parameters(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+    }
+    (run_dir / "config.json").write_text(json.dumps(config, indent=1))
+
+    t_fit = time.perf_counter()
+    best = fit(model, split, args, run_dir)
+    train_s = time.perf_counter() - t_fit
+    model = CNNBiLSTM.from_checkpoint(torch.load(run_dir / "best.pt", weights_only=False))
+    log.info("best epoch %d: val macro F1 %.4f; trained in %.0f s", best["epoch"],
+             best["val_macro_f1"], train_s)  # fmt: skip
+
+    results = {"best": best, "train_seconds": train_s}
+    if args.no_test:
+        print("test set not evaluated (--no-test)")
+    elif len(split.test):
+        m = metrics.evaluate(split.test.labels, predict_logits(model, split.test).argmax(1))
+        results["test"] = m
+        where = {
+            "inter": "DS2, detected and matched beats",
+            "intra": "held-out 20 % of beats",
+            "kaggle": "mitbih_test.csv",
+        }[split.name]
+        print(metrics.format_report(m, f"test ({where}), best checkpoint:"))
+    else:
+        print("no test set for this split (every record trains); see the validation figures")
+
+    bc = export_contract(model, split, args, best)
+    path = export_torchscript(model, bc, run_dir / "model.pt")
+    results["model"] = {
+        "path": str(path),
+        "version": bc.model_version,
+        "bytes": path.stat().st_size,
+    }
+    if args.export:
+        shipped = export_torchscript(model, bc, args.export)
+        log.info("exported %s (%s)", shipped, bc.model_version)
+    results["total_seconds"] = time.perf_counter() - t_start
+    (run_dir / "metrics.json").write_text(json.dumps(results, indent=1))
+    log.info("run directory %s; model %s", run_dir, path)
+    if not args.export:
+        log.info("(the shipped model is unchanged: pass --export models/ecg_cnn_bilstm.pt)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(_main, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
