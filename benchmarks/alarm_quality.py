@@ -47,8 +47,7 @@ from monitor.alarms import AlarmEngine, AlarmEvent, AlarmSettings
 from monitor.beats import BeatExtractor
 from monitor.contract import AAMI_MAP, LOCAL_RR_BEATS, WINDOW_RR, aami_class
 from monitor.errors import InputError, run_cli
-from monitor.records import list_records, read_lead, resolve_mitdb
-from trainer.splits import DS1, DS2
+from monitor.records import DS1, DS2, list_records, read_lead, resolve_mitdb
 
 #: Reference rhythm -> alarm kind.
 RHYTHMS = {

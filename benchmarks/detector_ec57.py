@@ -23,11 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from monitor import contract
 from monitor.errors import InputError, run_cli
-from monitor.records import list_records, read_lead, resolve_mitdb
+from monitor.records import DS1, DS2, list_records, read_lead, resolve_mitdb
 from monitor.signal import ec57
 from monitor.signal.detect import QRSDetector
 from monitor.signal.resample import StreamResampler
-from trainer.splits import DS1, DS2
 
 
 @dataclass

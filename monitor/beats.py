@@ -8,6 +8,7 @@ chunks of any size yields identical beats at identical positions.
 
 from __future__ import annotations
 
+import statistics
 from collections import deque
 from dataclasses import dataclass
 
@@ -110,7 +111,7 @@ class BeatExtractor:
     def feed(self, samples: np.ndarray) -> list[Beat]:
         """Consume a chunk of the lead (mV, source rate); return the beats it completed."""
         x = np.asarray(samples, dtype=np.float64).ravel()
-        if not np.all(np.isfinite(x)):
+        if not np.isfinite(x).all():
             raise ValueError("samples contain NaN or infinite values")
         return self._advance(self._resampler.feed(x), final=False)
 
@@ -136,7 +137,8 @@ class BeatExtractor:
             if self._pending:
                 self._pending[-1].rr_next = rr
             self._rr.append(rr)
-            self._pending.append(_Pending(r, rr, float(np.median(self._rr))))
+            # statistics.median: the same value as np.median, without its ~10 us of set-up.
+            self._pending.append(_Pending(r, rr, statistics.median(self._rr)))
         self._last_peak = r
 
     def _cut_windows(self) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,26 @@ from monitor import contract
 from monitor.errors import InputError
 
 ENV_MITDB = "ECG_MITDB_DIR"
+#: PhysioNet databases the tools read: slug -> (name shown to people, command-line flag).
+PHYSIONET = {"mitdb": ("MIT-BIH", "--data-dir"), "nstdb": ("NSTDB", "--nstdb-dir")}
+
+# The de Chazal et al. (2004) inter-patient split of MIT-BIH. Kept here, with data access, so
+# the trainer, the simulator (whose default beds are the test patients) and the benchmarks
+# share one definition without the serving side importing the trainer.
+#: Training records (paced records excluded).
+DS1: tuple[str, ...] = (
+    "101", "106", "108", "109", "112", "114", "115", "116", "118", "119", "122",
+    "124", "201", "203", "205", "207", "208", "209", "215", "220", "223", "230",
+)  # fmt: skip
+#: Test records: never used to choose anything.
+DS2: tuple[str, ...] = (
+    "100", "103", "105", "111", "113", "117", "121", "123", "200", "202", "210",
+    "212", "213", "214", "219", "221", "222", "228", "231", "232", "233", "234",
+)  # fmt: skip
+#: Records with a pacemaker, left out of DS1 and DS2 (AAMI EC57).
+PACED: tuple[str, ...] = ("102", "104", "107", "217")
+#: Every MIT-BIH Arrhythmia record.
+ALL_RECORDS: tuple[str, ...] = tuple(sorted(DS1 + DS2 + PACED))
 PREFERRED_LEAD = "MLII"
 #: Where records fetched from PhysioNet are kept between runs.
 CACHE_DIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ecg-monitor"
@@ -93,34 +114,45 @@ def list_records(data_dir: str | Path) -> list[str]:
     return sorted(p.stem for p in data_dir.glob("*.hea"))
 
 
-def resolve_mitdb(data_dir: str | Path | None, records: list[str] | None = None) -> Path:
-    """The MIT-BIH directory: the flag, else $ECG_MITDB_DIR, else a PhysioNet download.
+def resolve_physionet(
+    db: str, data_dir: str | Path | None, env_var: str, records: Sequence[str] | None = None
+) -> Path:
+    """A PhysioNet database's directory: the flag, else $`env_var`, else a download (cached).
 
-    The download goes to a user cache and is reused; it needs internet access to physionet.org.
+    The download goes to a user cache, is reused once it holds `records` (every record when
+    None), and needs internet access to physionet.org. `db` is the PhysioNet slug, a key of
+    `PHYSIONET`.
     """
-    chosen = data_dir or os.environ.get(ENV_MITDB)
+    name, flag = PHYSIONET[db]
+    chosen = data_dir or os.environ.get(env_var)
     if chosen:
         path = Path(chosen).expanduser()
         if not path.is_dir():
-            source = "--data-dir" if data_dir else f"${ENV_MITDB}"
-            raise InputError(f"MIT-BIH directory {path} (from {source}) does not exist")
+            source = flag if data_dir else f"${env_var}"
+            raise InputError(f"{name} directory {path} (from {source}) does not exist")
         return path
-    target = CACHE_DIR / "mitdb"
+    target = CACHE_DIR / db
     if list_records(target) and all((target / f"{r}.hea").is_file() for r in records or []):
         return target
+    what = f"record(s) {' '.join(records)}" if records else "every record"
     print(
-        f"no --data-dir and ${ENV_MITDB} unset: downloading MIT-BIH from PhysioNet into {target} "
-        "(about 100 MB, once)",
+        f"no {flag} and ${env_var} unset: downloading {name} {what} from PhysioNet into "
+        f"{target} (once)",
         file=sys.stderr,
     )
     import wfdb
 
     target.mkdir(parents=True, exist_ok=True)
     try:
-        wfdb.dl_database("mitdb", str(target), records=records or "all")
+        wfdb.dl_database(db, str(target), records=list(records) if records else "all")
     except Exception as exc:
         raise InputError(
-            f"could not download MIT-BIH from PhysioNet ({exc}); download it yourself and pass "
-            f"--data-dir or set ${ENV_MITDB}"
+            f"could not download {name} from PhysioNet ({exc}); download it yourself and pass "
+            f"{flag} or set ${env_var}"
         ) from exc
     return target
+
+
+def resolve_mitdb(data_dir: str | Path | None, records: Sequence[str] | None = None) -> Path:
+    """The MIT-BIH Arrhythmia Database directory (`--data-dir`, else $ECG_MITDB_DIR)."""
+    return resolve_physionet("mitdb", data_dir, ENV_MITDB, records)

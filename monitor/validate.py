@@ -120,13 +120,17 @@ def parse_chunk(value: bytes | None, key: bytes | None) -> Chunk:
     if not set(map(type, samples)) <= _NUMBER_TYPES:  # map/set run in C: ~3x a generator
         bad = next(v for v in samples if type(v) not in _NUMBER_TYPES)
         raise Rejected("bad_field", f"'samples' holds a {type(bad).__name__}: {bad!r}")
-    x = np.asarray(samples, dtype=np.float64) * UNITS_TO_MV[units]
-    finite = np.isfinite(x)
-    if not finite.all():
-        raise Rejected(
-            "non_finite", f"{int((~finite).sum())} of {len(x)} samples are NaN or infinite"
-        )
+    try:
+        x = np.asarray(samples, dtype=np.float64)
+    except OverflowError:  # a JSON integer beyond float range
+        raise Rejected("out_of_range", "a sample is beyond the float range") from None
+    if units != "mV":
+        x *= UNITS_TO_MV[units]
+    # One pass for both checks: the max of |x| is NaN or inf exactly when a sample is.
     peak = float(np.abs(x).max())
+    if not math.isfinite(peak):
+        bad = int(np.count_nonzero(~np.isfinite(x)))
+        raise Rejected("non_finite", f"{bad} of {len(x)} samples are NaN or infinite")
     if peak > MAX_ABS_MV:
         raise Rejected(
             "out_of_range", f"|sample| up to {peak:g} mV; over {MAX_ABS_MV:g} mV is not an ECG"

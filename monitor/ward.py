@@ -12,6 +12,7 @@ continue its bed's stream, or a chunk that makes the beat pipeline fail becomes 
 
 from __future__ import annotations
 
+import bisect
 import logging
 import time
 from collections import Counter
@@ -266,8 +267,9 @@ class Ward:
         )
 
     def _record_latency(self, seconds: float) -> None:
-        i = np.searchsorted(LATENCY_EDGES_MS, seconds * 1000.0)
-        self.latency_counts[int(i)] += 1
+        # bisect_left is np.searchsorted's default side, without turning the tuple into an
+        # array at every beat.
+        self.latency_counts[bisect.bisect_left(LATENCY_EDGES_MS, seconds * 1000.0)] += 1
 
 
 def _copy(counters: BedCounters) -> BedCounters:

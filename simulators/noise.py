@@ -11,15 +11,13 @@ and the QRS dominates its amplitude), so no beat annotations are needed.
 
 from __future__ import annotations
 
-import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from monitor.errors import InputError
-from monitor.records import CACHE_DIR, list_records, read_lead
+from monitor.records import read_lead, resolve_physionet
 from monitor.signal.resample import resample
 
 ENV_NSTDB = "ECG_NSTDB_DIR"
@@ -78,30 +76,5 @@ def load_noise(kind: str, fs: float, nstdb_dir: str | Path | None) -> np.ndarray
 
 
 def resolve_nstdb(data_dir: str | Path | None, kind: str) -> Path:
-    """The NSTDB directory: the flag, else $ECG_NSTDB_DIR, else a PhysioNet download (cached)."""
-    chosen = data_dir or os.environ.get(ENV_NSTDB)
-    if chosen:
-        path = Path(chosen).expanduser()
-        if not path.is_dir():
-            source = "--nstdb-dir" if data_dir else f"${ENV_NSTDB}"
-            raise InputError(f"NSTDB directory {path} (from {source}) does not exist")
-        return path
-    target = CACHE_DIR / "nstdb"
-    if kind in list_records(target):
-        return target
-    print(
-        f"no --nstdb-dir and ${ENV_NSTDB} unset: downloading NSTDB record {kind} from PhysioNet "
-        f"into {target}",
-        file=sys.stderr,
-    )
-    import wfdb
-
-    target.mkdir(parents=True, exist_ok=True)
-    try:
-        wfdb.dl_database("nstdb", str(target), records=[kind])
-    except Exception as exc:
-        raise InputError(
-            f"could not download NSTDB from PhysioNet ({exc}); download it yourself and pass "
-            f"--nstdb-dir or set ${ENV_NSTDB}"
-        ) from exc
-    return target
+    """The NSTDB directory holding `kind` (`--nstdb-dir`, else $ECG_NSTDB_DIR, else download)."""
+    return resolve_physionet("nstdb", data_dir, ENV_NSTDB, [kind])

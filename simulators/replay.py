@@ -30,7 +30,7 @@ from monitor.broker import ENV_BOOTSTRAP
 from monitor.contract import aami_class
 from monitor.errors import InputError, run_cli
 from monitor.messages import REFERENCE, SAMPLES, ReferenceBeat, SampleChunk
-from monitor.records import ENV_MITDB, read_lead, resolve_mitdb
+from monitor.records import DS2, ENV_MITDB, read_lead, resolve_mitdb
 from simulators.noise import NoiseSpec, load_noise, noise_gain
 
 log = logging.getLogger("simulators.replay")
@@ -43,8 +43,6 @@ REPORT_EVERY_S = 10.0
 
 
 def default_records() -> list[str]:
-    from trainer.splits import DS2
-
     return list(DS2)
 
 

@@ -18,6 +18,7 @@ from monitor.signal.detect import (
     fiducial,
     is_baseline_shift,
     local_maxima,
+    running_max,
 )
 from monitor.signal.resample import resample
 
@@ -172,6 +173,35 @@ def test_local_maxima_matches_brute_force():
         ]
         np.testing.assert_array_equal(local_maxima(f, w), expected)
     assert len(local_maxima(np.zeros(100), 5)) == 0
+
+
+def test_running_max_matches_scipy_maximum_filter():
+    from scipy.ndimage import maximum_filter1d
+
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 7, 31, 81, 400):
+        f = np.round(rng.random(n) * 5)
+        for w in {1, 2, 3, 16, 25, n}:
+            if w <= n:
+                full = maximum_filter1d(f, w)[w // 2 : w // 2 + n - w + 1]
+                np.testing.assert_array_equal(running_max(f, w), full)
+
+
+def test_filter_kernel_equals_scipys_public_lfilter():
+    """The detector calls lfilter's kernel directly (for speed); it must be lfilter, bit for bit."""
+    from scipy import signal as sps
+
+    from monitor.signal.detect import _linear_filter
+
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=31).cumsum()
+    f = EnergyFilter(FS, (5.0, 15.0), 10)
+    for b, a in [*f._bandpass, f._mwi, f._deriv]:
+        zi = rng.normal(size=max(len(a), len(b)) - 1)
+        got = _linear_filter(b, a, x, -1, zi)
+        want = sps.lfilter(b, a, x, zi=zi)
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_array_equal(g, w)
 
 
 def test_energy_filter_is_exact_across_chunks():

@@ -80,6 +80,7 @@ def test_microvolts_are_converted_to_millivolts():
         (_raw(samples=[]), b"bed-01", "empty_chunk", "empty"),
         (_raw(fs=100.0, samples=[0.0] * 6001), b"bed-01", "too_long", "6001 samples"),
         (_raw(samples=[0.0, MAX_ABS_MV * 10]), b"bed-01", "out_of_range", "not an ECG"),
+        (_raw(samples=[0.0, 10**400]), b"bed-01", "out_of_range", "float range"),
         (_raw(), b"bed-02", "key_mismatch", "key 'bed-02', not bed 'bed-01'"),
         (_raw(), None, "key_mismatch", "no key"),
     ],

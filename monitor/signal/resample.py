@@ -48,6 +48,7 @@ class StreamResampler:
         padded = np.zeros(self.n_taps * self.up)
         padded[: len(h)] = h
         self._taps = padded.reshape(self.n_taps, self.up).T.copy()
+        self._tap_offsets = np.arange(self.n_taps)[None, :]
         # Inputs before the first sample are zeros, as in resample_poly.
         self._history = np.zeros(self.n_taps - 1)
         self._n_in = 0  # input samples consumed
@@ -88,9 +89,12 @@ class StreamResampler:
         t = n * self.down + self.delay  # position in the up-sampled stream
         j0 = t // self.up  # newest input sample that contributes
         phase = t % self.up
-        idx = (j0 - base)[:, None] - np.arange(self.n_taps)[None, :]
-        window = np.where(idx >= 0, buf[np.clip(idx, 0, len(buf) - 1)], 0.0)
-        return np.einsum("ij,ij->i", window, self._taps[phase])
+        # buf starts n_taps - 1 samples before the oldest new output's newest input (the
+        # carried history, zeros before the stream) and reaches its newest, so every index
+        # is in range.
+        idx = (j0 - base)[:, None] - self._tap_offsets
+        # take() rather than fancy indexing: the same gather without the indexing machinery.
+        return np.einsum("ij,ij->i", buf.take(idx), self._taps.take(phase, axis=0))
 
     def flush(self) -> np.ndarray:
         """Outputs up to the end of the input, treating samples after it as zeros."""
