@@ -32,8 +32,9 @@ ENV_MODEL = "ECG_MODEL"
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "ecg_cnn_bilstm.pt"
 #: Name of the contract inside the TorchScript archive (written by trainer.export).
 CONTRACT_FILE = "contract.json"
-#: Beats per forward pass: bounds memory while a backlog is classified.
-BATCH = 4096
+#: Beats per forward pass: bounds memory, and larger batches run slower on CPU (cache; see
+#: benchmarks/inference.py: 4.5k beats/s at 256 against 3.5k at 1024 on 2 cores).
+BATCH = 256
 
 
 @dataclass(frozen=True)
