@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -101,6 +102,29 @@ def histogram_percentiles(stats: dict, base: dict | None, qs: tuple[float, ...])
     if base is not None:
         counts = [a - b for a, b in zip(counts, base["latency_counts"], strict=True)]
     return [percentile_from_histogram(stats["latency_edges_ms"], counts, q) for q in qs]
+
+
+def add_stack_arguments(p, default_beds: list[int], duration_help: str) -> None:
+    """The flags every stream benchmark takes: beds, replay, worker settings, logs."""
+    p.add_argument("--beds", type=int, nargs="+", default=default_beds)
+    p.add_argument("--duration-s", type=float, default=60.0, help=duration_help)
+    p.add_argument("--records", nargs="+", help="records (default: DS2)")
+    p.add_argument("--data-dir", help="MIT-BIH directory (default: $ECG_MITDB_DIR)")
+    p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--max-batch", type=int)
+    p.add_argument("--max-wait-ms", type=float)
+    p.add_argument("--logs", help="keep the processes' logs here (default: a temp dir)")
+
+
+def run_sizes(args, run_one, prefix: str) -> list[dict]:
+    """`run_one(beds, args, log_dir)` for each requested bed count, logs kept under one folder."""
+    logs = Path(args.logs or tempfile.mkdtemp(prefix=prefix))
+    args.logs = str(logs)
+    rows = []
+    for n in args.beds:
+        print(f"... {n} beds", file=sys.stderr, flush=True)
+        rows.append(run_one(n, args, logs / f"beds-{n}"))
+    return rows
 
 
 def machine() -> str:

@@ -14,12 +14,18 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from stream_harness import Stack, histogram_percentiles, machine, read_until
+from stream_harness import (
+    Stack,
+    add_stack_arguments,
+    histogram_percentiles,
+    machine,
+    read_until,
+    run_sizes,
+)
 
 
 def run_one(n_beds: int, args: argparse.Namespace, logs: Path) -> dict:
@@ -64,20 +70,9 @@ def run_one(n_beds: int, args: argparse.Namespace, logs: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--beds", type=int, nargs="+", default=[8, 64, 256])
-    p.add_argument("--duration-s", type=float, default=60.0, help="replay length (60 s)")
-    p.add_argument("--records", nargs="+", help="records (default: DS2)")
-    p.add_argument("--data-dir", help="MIT-BIH directory (default: $ECG_MITDB_DIR)")
-    p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--max-batch", type=int)
-    p.add_argument("--max-wait-ms", type=float)
-    p.add_argument("--logs", help="keep the processes' logs here (default: a temp dir)")
+    add_stack_arguments(p, [8, 64, 256], "replay length (60 s)")
     args = p.parse_args(argv)
-    logs = Path(args.logs or tempfile.mkdtemp(prefix="stream-latency-"))
-    rows = []
-    for n in args.beds:
-        print(f"... {n} beds", file=sys.stderr, flush=True)
-        rows.append(run_one(n, args, logs / f"beds-{n}"))
+    rows = run_sizes(args, run_one, "stream-latency-")
 
     print(f"\nStream latency at 1x, one worker ({args.device}), {args.duration_s:g} s replay, "
           f"250 ms chunks; {machine()}\n")
@@ -90,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['beat_p99']:.2f} | {r['proc_p50']:.0f} | {r['proc_p99']:.0f} |"
         )
     print("\nprocessing figures are upper edges of 5 ms histogram buckets")
-    print(f"logs: {logs}")
+    print(f"logs: {args.logs}")
     return 0
 
 

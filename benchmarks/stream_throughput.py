@@ -17,10 +17,9 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-import tempfile
 from pathlib import Path
 
-from stream_harness import Stack, machine, read_until
+from stream_harness import Stack, add_stack_arguments, machine, read_until, run_sizes
 
 FS = 360.0  # MIT-BIH
 CHUNK_S = 0.25
@@ -69,21 +68,10 @@ def run_one(n_beds: int, args: argparse.Namespace, logs: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--beds", type=int, nargs="+", default=[64, 256, 512])
-    p.add_argument("--duration-s", type=float, default=60.0, help="signal per bed (60 s)")
-    p.add_argument("--records", nargs="+", help="records (default: DS2)")
-    p.add_argument("--data-dir", help="MIT-BIH directory (default: $ECG_MITDB_DIR)")
-    p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--max-batch", type=int)
-    p.add_argument("--max-wait-ms", type=float)
+    add_stack_arguments(p, [64, 256, 512], "signal per bed (60 s)")
     p.add_argument("--timeout-s", type=float, default=900.0)
-    p.add_argument("--logs", help="keep the processes' logs here (default: a temp dir)")
     args = p.parse_args(argv)
-    logs = Path(args.logs or tempfile.mkdtemp(prefix="stream-throughput-"))
-    rows = []
-    for n in args.beds:
-        print(f"... {n} beds", file=sys.stderr, flush=True)
-        rows.append(run_one(n, args, logs / f"beds-{n}"))
+    rows = run_sizes(args, run_one, "stream-throughput-")
 
     print(f"\nStream throughput, one worker ({args.device}), {args.duration_s:g} s per bed, "
           f"250 ms chunks; {machine()}\n")
@@ -101,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['beds_per_core']:.0f} | {r['rss_mb']:.0f} | {per_bed} |"
         )
         prev = r
-    print(f"\nlogs: {logs}")
+    print(f"\nlogs: {args.logs}")
     return 0
 
 
