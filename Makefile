@@ -18,7 +18,7 @@ STAMP := $(VENV)/.installed
 export ECG_MITDB_DIR ?= $(abspath $(wildcard ../shared/data/mitdb))
 export ECG_NSTDB_DIR ?= $(abspath $(wildcard ../shared/data/nstdb))
 
-.PHONY: setup demo test lint train evaluate bench clean
+.PHONY: setup browser demo test lint train evaluate bench clean
 
 setup: $(STAMP)
 
@@ -33,10 +33,30 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 
+# The browser tests drive Debian's Chromium and ChromeDriver. Installed here when missing (as root,
+# or through sudo); anywhere else this stops with the command to run instead of failing 6 tests.
+browser:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then \
+		exit 0; \
+	elif ! command -v apt-get >/dev/null 2>&1; then \
+		echo "the browser tests need Chromium and ChromeDriver on PATH (chromium, chromedriver);"; \
+		echo "install them with your package manager, then run make test again"; exit 1; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		echo "installing chromium and chromium-driver for the browser tests"; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; \
+	elif command -v sudo >/dev/null 2>&1; then \
+		echo "installing chromium and chromium-driver for the browser tests (sudo)"; \
+		sudo DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+		sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; \
+	else \
+		echo "the browser tests need: apt-get install chromium chromium-driver (as root)"; exit 1; \
+	fi
+
 demo: setup
 	$(PY) -m monitor.demo
 
-test: setup
+test: setup browser
 	$(PY) -m pytest
 
 lint: setup

@@ -153,6 +153,9 @@ class MonitorApp(faust.App):
 # --- the app ----------------------------------------------------------------------------------
 
 settings = WorkerSettings.from_env()
+# Faust creates its data directory without parents: on a fresh machine ~/.cache/ecg-monitor does
+# not exist yet and the worker would stop at start.
+settings.datadir.mkdir(parents=True, exist_ok=True)
 
 app = MonitorApp(
     APP_ID,
