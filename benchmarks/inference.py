@@ -1,6 +1,13 @@
 """Classifier speed: batched throughput and single-beat latency, as served and as it could be.
 
-    python benchmarks/inference.py [--model PATH] [--threads 2] [--seconds 2]
+    python benchmarks/inference.py [--model PATH] [--baseline OLD.pt] [--threads 2] [--seconds 2]
+
+With `--baseline` (a model file of an earlier contract, e.g. the version-1 model:
+`git show fdc6435:models/ecg_cnn_bilstm.pt > /tmp/v1.pt`) a side-by-side table compares the
+serving path per beat on real beats (MIT-BIH record 208 when $ECG_MITDB_DIR or --data-dir
+finds it): the patient context the per-bed core computes (replayed on the same beats), the
+model inputs assembled from the beats, and the batched forward pass, each in CPU time, old model
+file against new in one run.
 
 Rows:
 - "predict": `BeatClassifier.predict`, what the stream agent and the annotator call (input
@@ -32,20 +39,26 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from monitor import contract
-from monitor.beats import Beat
-from monitor.classifier import BeatClassifier
+from monitor.beats import extract_beats
+from monitor.classifier import BeatClassifier, torchscript_deprecation_silenced
+from monitor.context import EXTENDED_LEN, PatientContext
+from monitor.errors import InputError
+from monitor.inputs import beat_inputs
+from monitor.records import read_lead, resolve_mitdb
+from monitor.signal.resample import StreamResampler
 
 BATCHES = (1, 32, 256, 1024)
 TARGET_BEATS_S = 5000.0
 TARGET_LATENCY_MS = 2.0
 
 
-def _inputs(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    waveforms = rng.random((n, contract.BEAT_LEN), dtype=np.float32)
-    rr = np.column_stack(
-        [rng.uniform(0.6, 1.4, (n, 2)), rng.uniform(0.5, 1.2, n), np.ones(n)]
-    ).astype(np.float32)
-    return waveforms, rr
+def _inputs(
+    bc: contract.BeatContract, n: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Random inputs of the model's shape (context values around the ratios' usual 1)."""
+    n_channels, n_context = bc.n_inputs()
+    x = rng.random((n, n_channels, contract.BEAT_LEN), dtype=np.float32)
+    return x, rng.uniform(0.5, 1.4, (n, n_context)).astype(np.float32)
 
 
 def throughput(call: Callable[[], object], batch: int, seconds: float) -> tuple[float, float]:
@@ -92,6 +105,7 @@ def bench_device(
     seconds: float,
     n_latency: int,
     rng: np.random.Generator,
+    beats: list,
 ) -> list[tuple[str, ...]]:
     clf = BeatClassifier(path, device=device)
     dev = clf.device
@@ -100,9 +114,8 @@ def bench_device(
         frozen = torch.jit.optimize_for_inference(torch.jit.freeze(module.eval()))
     rows = []
     for batch in batches:
-        w, r = _inputs(batch, rng)
-        x = torch.from_numpy(w).unsqueeze(1).to(dev)
-        rt = torch.from_numpy(r).to(dev)
+        w, r = _inputs(clf.contract, batch, rng)
+        x, rt = torch.from_numpy(w).to(dev), torch.from_numpy(r).to(dev)
         for name, call in (
             ("predict", lambda w=w, r=r: clf.predict(w, r)),
             ("module", _module_call(module, x, rt, dev)),
@@ -110,9 +123,9 @@ def bench_device(
         ):
             beats_s, beats_cpu_s = throughput(call, batch, seconds)
             rows.append((dev.type, name, str(batch), f"{beats_s:,.0f}", f"{beats_cpu_s:,.0f}", ""))
-    w, r = _inputs(1, rng)
-    beat = Beat(0, 0, w[0], 0.8, 0.8, 0.8)
-    x1, r1 = torch.from_numpy(w).unsqueeze(1).to(dev), torch.from_numpy(r).to(dev)
+    w, r = _inputs(clf.contract, 1, rng)
+    beat = beats[0]
+    x1, r1 = torch.from_numpy(w).to(dev), torch.from_numpy(r).to(dev)
     for name, call in (
         ("classify([beat])", lambda: clf.classify([beat])),
         ("predict 1 beat", lambda: clf.predict(w, r)),
@@ -124,9 +137,101 @@ def bench_device(
     return rows
 
 
+def real_beats(data_dir: str | None, seconds: float = 600.0) -> tuple[list, list[np.ndarray]]:
+    """Beats of the first `seconds` of MIT-BIH 208 (N, S, V and F beats) and, for each, the
+    125 Hz window its patient context was computed from; a synthetic rhythm without data."""
+    try:
+        lead = read_lead("208", resolve_mitdb(data_dir, ["208"]))
+        x, fs = lead.signal[: round(seconds * lead.fs)], lead.fs
+    except InputError as exc:
+        print(f"({exc}; timing synthetic beats instead)")
+        fs = 360.0
+        t = np.arange(round(seconds * fs)) / fs
+        x = np.exp(-0.5 * ((t % 0.8 - 0.4) / 0.012) ** 2)
+    beats = extract_beats(x, fs)
+    res = StreamResampler(fs, contract.FS)
+    x125 = np.concatenate([res.feed(x), res.flush()])
+    pre = contract.MORPH_R + contract.ALIGN_SAMPLES
+    windows = [
+        x125[np.clip(np.arange(b.index_125 - pre, b.index_125 - pre + EXTENDED_LEN), 0,
+                     len(x125) - 1)]
+        for b in beats
+    ]  # fmt: skip
+    return beats, windows
+
+
+def context_us_per_beat(beats: list, windows: list[np.ndarray], repeat: int = 3) -> float:
+    """CPU microseconds per beat of the patient context, replayed over the same beats."""
+    best = np.inf
+    for _ in range(repeat):
+        ctx = PatientContext()
+        c0 = time.process_time()
+        for b, w in zip(beats, windows, strict=True):
+            ctx.describe(w, b.rr_prev, b.rr_next, b.rr_local, b.rr_long)
+        best = min(best, time.process_time() - c0)
+    return best / len(beats) * 1e6
+
+
+def _v1_inputs(beats: list) -> tuple[np.ndarray, np.ndarray]:
+    """Version-1 inputs: the beat alone and four RR features (ratios to the local median)."""
+    w = np.stack([b.waveform for b in beats])[:, None]
+    rr = np.array(
+        [[b.rr_prev / b.rr_local, b.rr_next / b.rr_local, b.rr_local, 1.0] for b in beats],
+        dtype=np.float32,
+    ).clip(0.0, 5.0)
+    return w, rr
+
+
+def side_by_side(
+    new: BeatClassifier, baseline: Path, beats: list, windows: list[np.ndarray], seconds: float
+) -> list[tuple[str, ...]]:
+    """Serving cost per beat on CPU at batch 256, old model file against new."""
+    batch = (beats * (1 + 256 // max(len(beats), 1)))[:256]
+    with torchscript_deprecation_silenced():
+        old = torch.jit.load(str(baseline), map_location="cpu").eval()
+
+    def old_forward(x: np.ndarray, r: np.ndarray) -> None:
+        with torch.inference_mode():
+            old(torch.from_numpy(x), torch.from_numpy(r))
+
+    rows = []
+    for name, assemble, forward, context_us in (
+        (f"{baseline.name} (v1: beat + local RR)", _v1_inputs, old_forward, 0.0),
+        (
+            f"{new.path.name} ({', '.join(new.contract.channels)}; "
+            f"{len(new.contract.features)} features)",
+            lambda bs: beat_inputs(new.contract, bs),
+            new.predict,
+            context_us_per_beat(beats, windows),
+        ),
+    ):
+        c0 = time.process_time()
+        for _ in range(5):
+            x, r = assemble(batch)
+        inputs_us = (time.process_time() - c0) / 5 / len(batch) * 1e6
+        _, fwd_cpu = throughput(lambda x=x, r=r, f=forward: f(x, r), len(batch), seconds)
+        per_beat = context_us + inputs_us + 1e6 / fwd_cpu
+        rows.append((name, f"{context_us:.0f}", f"{inputs_us:.1f}", f"{1e6 / fwd_cpu:.0f}",
+                     f"{per_beat:.0f}", f"{1e6 / per_beat:,.0f}"))  # fmt: skip
+    ratio = float(rows[0][4]) / float(rows[1][4])
+    rows[1] = (*rows[1], f"{100 * ratio:.0f} %")
+    rows[0] = (*rows[0], "100 %")
+    return rows
+
+
+def _print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
+    print("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + " |")
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for row in rows:
+        print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", type=Path, help="TorchScript model (default: the shipped one)")
+    p.add_argument("--baseline", type=Path, help="an older model file to compare side by side")
+    p.add_argument("--data-dir", help="MIT-BIH directory (else $ECG_MITDB_DIR)")
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default 2)")
     p.add_argument("--seconds", type=float, default=2.0, help="timing per throughput row")
     p.add_argument("--latency-n", type=int, default=500, help="calls per latency row")
@@ -138,9 +243,12 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_interop_threads(1)
     rng = np.random.default_rng(0)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    beats, windows = real_beats(args.data_dir)
     rows = []
     for device in devices:
-        rows += bench_device(args.model, device, args.batches, args.seconds, args.latency_n, rng)
+        rows += bench_device(
+            args.model, device, args.batches, args.seconds, args.latency_n, rng, beats
+        )
     clf = BeatClassifier(args.model, device="cpu")
     print(
         f"model {clf.path.name} (version {clf.version}); torch {torch.__version__}; "
@@ -149,11 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         + (f"; GPU {torch.cuda.get_device_name()}" if "cuda" in devices else "")
     )
     header = ("device", "path", "batch", "beats/s", "beats/CPU-s", "latency ms p50 / p95 / p99")
-    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
-    print("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + " |")
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for row in rows:
-        print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
+    _print_table(header, rows)
     best = max(float(r[3].replace(",", "")) for r in rows if r[0] == "cpu" and r[1] == "predict")
     lat = next(r[5] for r in rows if r[0] == "cpu" and r[1] == "classify([beat])")
     p50 = float(lat.split(" / ")[0])
@@ -163,6 +267,14 @@ def main(argv: list[str] | None = None) -> int:
         f"{TARGET_LATENCY_MS:g} ms -> classify p50 {p50:.2f} ms "
         f"({'met' if p50 <= TARGET_LATENCY_MS else 'MISSED'})"
     )
+    if args.baseline:
+        print(
+            f"\nserving path per beat, CPU time, batch 256, {len(beats)} beats of "
+            f"{'MIT-BIH 208' if len(beats) > 100 else 'a synthetic rhythm'}:"
+        )
+        header = ("model file", "context us", "inputs us", "forward us", "total us",
+                  "beats/CPU-s", "vs old")  # fmt: skip
+        _print_table(header, side_by_side(clf, args.baseline, beats, windows, args.seconds))
     return 0
 
 

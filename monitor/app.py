@@ -242,9 +242,7 @@ def warm_up(classifier, max_batch: int) -> None:
     """A few forward passes before the first patient's: TorchScript profiles and optimises its
     graph on the first calls, which would otherwise delay the first beats by a second."""
     for n in (1, 2, max(3, max_batch // 2), max_batch, 1):
-        waveforms = np.zeros((n, contract.BEAT_LEN), dtype=np.float32)
-        rr = np.tile(np.asarray(contract.RR_UNAVAILABLE, dtype=np.float32), (n, 1))
-        classifier.predict(waveforms, rr)
+        classifier.predict_bare(np.zeros((n, contract.BEAT_LEN), dtype=np.float32))
 
 
 @app.agent(samples_topic)

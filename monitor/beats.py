@@ -1,9 +1,9 @@
-"""Per-bed beat extraction: samples in, model-ready beats out.
+"""Per-bed beat extraction: samples in, model-ready beats with their patient context out.
 
 `BeatExtractor` chains the streaming steps (resample to 125 Hz -> QRS detection -> RR bookkeeping
--> Kachuee-style cut and scaling) and is the only way beats are cut, for training, serving and
-offline tools alike. Every step is stateful and chunk-invariant, so a record fed whole or in
-chunks of any size yields identical beats at identical positions.
+-> Kachuee-style cut and scaling -> patient context) and is the only way beats are cut, for
+training, serving and offline tools alike. Every step is stateful and chunk-invariant, so a
+record fed whole or in chunks of any size yields identical beats at identical positions.
 """
 
 from __future__ import annotations
@@ -15,13 +15,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from monitor import contract
+from monitor.context import ABSENT, EXTENDED_LEN, MAX_SEQUENCE, BeatContext, PatientContext
 from monitor.signal.detect import QRSDetector
 from monitor.signal.resample import StreamResampler
+
+#: Samples of the extended morphology window before / after the R-peak.
+_EXT_PRE = contract.MORPH_R + contract.ALIGN_SAMPLES
+_EXT_POST = EXTENDED_LEN - _EXT_PRE
 
 
 @dataclass(frozen=True)
 class Beat:
-    """One detected beat, cut and scaled as the model expects it."""
+    """One detected beat, cut and scaled as the model expects it, with its patient context."""
 
     #: R-peak position in samples of the source stream (its own sampling rate).
     index: int
@@ -29,26 +34,22 @@ class Beat:
     index_125: int
     #: 187 samples in [0, 1], float32.
     waveform: np.ndarray
-    #: Seconds from the previous R-peak, to the next, and the median of the last 8 RR.
+    #: Seconds from the previous R-peak, to the next, the median of the last 8 RR and the mean
+    #: RR of the trailing 5 minutes.
     rr_prev: float
     rr_next: float
     rr_local: float
+    rr_long: float
+    #: The bed's context for this beat (`monitor.context`), learned from the beats before it.
+    context: BeatContext
+    #: Context features of the beats before this one, newest first (`contract.FEATURES` rows,
+    #: `MAX_SEQUENCE` of them; absent where the stream has fewer beats).
+    previous: np.ndarray
 
     @property
     def heart_rate(self) -> float:
         """Instantaneous heart rate (bpm) from the preceding RR interval."""
         return 60.0 / self.rr_prev
-
-    def rr_features(self) -> np.ndarray:
-        """The model's RR inputs, in the order of `contract.RR_FEATURES`."""
-        return rr_feature_vector(self.rr_prev, self.rr_next, self.rr_local)
-
-
-def rr_feature_vector(rr_prev: float, rr_next: float, rr_local: float) -> np.ndarray:
-    """RR features as ratios to the local rhythm (comparable across patients), plus the rate."""
-    return np.array(
-        [rr_prev / rr_local, rr_next / rr_local, rr_local, 1.0], dtype=np.float32
-    ).clip(0.0, 5.0)
 
 
 def cut_beat(x125: np.ndarray, start: int, rr_local_s: float) -> np.ndarray:
@@ -75,8 +76,10 @@ class _Pending:
     index_125: int
     rr_prev: float
     rr_local: float
+    rr_long: float
     rr_next: float | None = None
     waveform: np.ndarray | None = None
+    extended: np.ndarray | None = None
 
 
 class BeatExtractor:
@@ -85,7 +88,8 @@ class BeatExtractor:
     A beat is complete once the next R-peak is known (for its next-RR feature) and its window
     has arrived, so beats come out about one RR after their R-peak. The first R-peak of a stream
     only anchors the rhythm (it has no previous RR) and the last one, at `flush()`, has no next;
-    neither is returned.
+    neither is returned. The patient context starts afresh with the extractor: a new segment
+    (a new patient, a gap) learns the rhythm and the dominant beat again.
     """
 
     def __init__(self, fs: float) -> None:
@@ -102,6 +106,8 @@ class BeatExtractor:
         self._last_peak: int | None = None
         self._rr = deque(maxlen=contract.LOCAL_RR_BEATS)  # recent RR intervals, seconds
         self._pending: list[_Pending] = []
+        self._context = PatientContext()
+        self._previous = np.tile(ABSENT, (MAX_SEQUENCE, 1))
 
     @property
     def samples_in(self) -> int:
@@ -126,7 +132,7 @@ class BeatExtractor:
             peaks = peaks + self._detector.flush()
         for r in peaks:
             self._on_peak(int(r))
-        self._cut_windows()
+        self._cut_windows(final)
         beats = self._complete()
         self._trim()
         return beats
@@ -137,23 +143,35 @@ class BeatExtractor:
             if self._pending:
                 self._pending[-1].rr_next = rr
             self._rr.append(rr)
+            rr_long = self._context.long_rr.add(r / contract.FS, rr)
             # statistics.median: the same value as np.median, without its ~10 us of set-up.
-            self._pending.append(_Pending(r, rr, statistics.median(self._rr)))
+            self._pending.append(_Pending(r, rr, statistics.median(self._rr), rr_long))
         self._last_peak = r
 
-    def _cut_windows(self) -> None:
+    def _cut_windows(self, final: bool) -> None:
         end = self._buf_start + len(self._buf)
         for p in self._pending:
             if p.waveform is None and p.index_125 + window_length(p.rr_local) <= end:
                 p.waveform = cut_beat(self._buf, p.index_125 - self._buf_start, p.rr_local)
+            if p.extended is None and (final or p.index_125 + _EXT_POST <= end):
+                p.extended = self._window(p.index_125 - _EXT_PRE, EXTENDED_LEN)
+
+    def _window(self, start: int, n: int) -> np.ndarray:
+        """Samples [start, start + n) at 125 Hz; the stream's first and last values repeat
+        where the window reaches before its start or past its end (first beats, flush)."""
+        i = np.clip(np.arange(start, start + n) - self._buf_start, 0, len(self._buf) - 1)
+        return self._buf[i]
 
     def _complete(self) -> list[Beat]:
         done: list[Beat] = []
         while self._pending:
             p = self._pending[0]
-            if p.waveform is None or p.rr_next is None:
+            if p.waveform is None or p.rr_next is None or p.extended is None:
                 break
             self._pending.pop(0)
+            context = self._context.describe(
+                p.extended, p.rr_prev, p.rr_next, p.rr_local, p.rr_long
+            )
             done.append(
                 Beat(
                     index=round(p.index_125 * self.fs / contract.FS),
@@ -162,8 +180,12 @@ class BeatExtractor:
                     rr_prev=p.rr_prev,
                     rr_next=p.rr_next,
                     rr_local=p.rr_local,
+                    rr_long=p.rr_long,
+                    context=context,
+                    previous=self._previous,
                 )
             )
+            self._previous = np.vstack([context.features[None], self._previous[:-1]])
         return done
 
     def _trim(self) -> None:
@@ -173,9 +195,11 @@ class BeatExtractor:
         for p in self._pending:
             if p.waveform is None:
                 keep_from = min(keep_from, p.index_125)
+            if p.extended is None:
+                keep_from = min(keep_from, p.index_125 - _EXT_PRE)
         if self._last_peak is not None:
-            keep_from = min(keep_from, self._last_peak)
-        keep_from = min(keep_from, self._detector.watermark)
+            keep_from = min(keep_from, self._last_peak - _EXT_PRE)
+        keep_from = min(keep_from, self._detector.watermark - _EXT_PRE)
         keep_from = max(keep_from, self._buf_start)
         self._buf = self._buf[keep_from - self._buf_start :]
         self._buf_start = keep_from

@@ -2,8 +2,9 @@
 
 Only torch, numpy and monitor are imported: a monitor deployment needs no trainer code. The
 file's embedded contract is checked against this code base before any beat is classified, so a
-model cut by different rules (rate, length, scaling, RR inputs, classes) is refused up front
-instead of producing confident nonsense.
+model cut by different rules (rate, length, scaling, context rules, classes) is refused up front
+instead of producing confident nonsense. The contract also names the inputs the model reads;
+`monitor.inputs` selects them from what the per-bed core computed.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import torch
 from monitor import contract
 from monitor.contract import BeatContract
 from monitor.errors import ContractError, InputError
+from monitor.inputs import absent_context, beat_inputs, select
 
 if TYPE_CHECKING:
     from monitor.beats import Beat
@@ -100,7 +102,7 @@ def read_contract(path: str | Path) -> tuple[torch.jit.ScriptModule, BeatContrac
 
 
 class BeatClassifier:
-    """A loaded model: waveforms + RR features in, class probabilities out."""
+    """A loaded model: beats (or their inputs) in, class probabilities out."""
 
     def __init__(self, path: str | Path | None = None, device: str = "auto") -> None:
         self.path = resolve_model_path(path)
@@ -121,36 +123,48 @@ class BeatClassifier:
     def version(self) -> str:
         return self.contract.model_version
 
-    def predict(self, waveforms: np.ndarray, rr: np.ndarray) -> np.ndarray:
-        """Class probabilities (n, n_classes) float32 for beats (n, BEAT_LEN) and RR (n, 4)."""
-        x = np.asarray(waveforms, dtype=np.float32)
-        r = np.asarray(rr, dtype=np.float32)
-        beat_len, n_rr = self.contract.beat_len, len(self.contract.rr_features)
-        if x.ndim != 2 or x.shape[1] != beat_len:
-            raise ValueError(f"waveforms must have shape (n, {beat_len}), got {x.shape}")
-        if r.shape != (len(x), n_rr):
-            raise ValueError(f"rr must have shape ({len(x)}, {n_rr}), got {r.shape}")
+    def predict(self, x: np.ndarray, context: np.ndarray) -> np.ndarray:
+        """Class probabilities (n, n_classes) float32 for model inputs built by `monitor.inputs`:
+        waveform channels `x` (n, channels, beat_len) and context values (n, k)."""
+        x = np.asarray(x, dtype=np.float32)
+        r = np.asarray(context, dtype=np.float32)
+        n_channels, n_context = self.contract.n_inputs()
+        shape = (n_channels, self.contract.beat_len)
+        if x.ndim != 3 or x.shape[1:] != shape:
+            raise ValueError(f"x must have shape (n, {shape[0]}, {shape[1]}), got {x.shape}")
+        if r.shape != (len(x), n_context):
+            raise ValueError(f"context must have shape ({len(x)}, {n_context}), got {r.shape}")
         if not (np.all(np.isfinite(x)) and np.all(np.isfinite(r))):
-            raise ValueError("waveforms and rr must be finite (NaN or infinite values found)")
+            raise ValueError("x and context must be finite (NaN or infinite values found)")
         out = np.zeros((len(x), len(self.classes)), dtype=np.float32)
         with torch.inference_mode():
             for i in range(0, len(x), BATCH):
-                xb = torch.from_numpy(x[i : i + BATCH]).unsqueeze(1).to(self.device)
+                xb = torch.from_numpy(x[i : i + BATCH]).to(self.device)
                 rb = torch.from_numpy(r[i : i + BATCH]).to(self.device)
                 out[i : i + BATCH] = self._module(xb, rb).float().cpu().numpy()
         return out
 
+    def predict_beats(self, beats: Sequence[Beat]) -> np.ndarray:
+        """Class probabilities (n, n_classes) for beats cut by `monitor.beats.BeatExtractor`."""
+        if not beats:
+            return np.zeros((0, len(self.classes)), dtype=np.float32)
+        return self.predict(*beat_inputs(self.contract, beats))
+
+    def predict_bare(self, waveforms: np.ndarray) -> np.ndarray:
+        """Class probabilities for bare 187-sample beats (Kaggle rows): every context absent."""
+        w = np.asarray(waveforms, dtype=np.float32)
+        if w.ndim != 2 or w.shape[1] != self.contract.beat_len:
+            raise ValueError(
+                f"waveforms must have shape (n, {self.contract.beat_len}), got {w.shape}"
+            )
+        return self.predict(*select(self.contract, *absent_context(w)))
+
     def classify(self, beats: Sequence[Beat]) -> list[Prediction]:
         """One prediction per beat, in order."""
-        if not beats:
-            return []
-        probs = self.predict(
-            np.stack([b.waveform for b in beats]), np.stack([b.rr_features() for b in beats])
-        )
         return [
             Prediction(
                 label=self.classes[int(np.argmax(p))],
                 probs={c: float(v) for c, v in zip(self.classes, p, strict=True)},
             )
-            for p in probs
+            for p in self.predict_beats(beats)
         ]

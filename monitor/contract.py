@@ -1,12 +1,20 @@
 """The beat contract: the one definition of "a beat" shared by trainer, stream agent and tools.
 
 Everything that decides what the model sees lives here as data, so that the exported TorchScript
-file can carry it and a loader can refuse a file cut by different rules.
+file can carry it and a loader can refuse a file cut by different rules. Version 2 adds the
+patient context the per-bed core computes causally (`monitor.context`): RR intervals relative to
+a long-term baseline, the bed's dominant-beat template and how the beat compares with it, and a
+morphology window that starts before the R-peak (the beat's own P wave). A model names which of
+those inputs it uses; the first channel is always the 187-sample Kachuee beat, so a Kaggle CSV
+row is a valid input with every context input marked absent.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+
+#: Version of the rules below; a model exported under another version is refused.
+VERSION = 2
 
 #: Sampling rate of every beat the model sees (Kachuee et al. 2018 / Kaggle "ECG Heartbeat
 #: Categorization": MIT-BIH MLII resampled to 125 Hz).
@@ -19,6 +27,34 @@ WINDOW_RR = 1.2
 LOCAL_RR_BEATS = 8
 #: Lowest source sampling rate accepted: QRS energy reaches ~40 Hz.
 MIN_SOURCE_FS = 100.0
+
+#: The patient's long-term rhythm: mean of the RR intervals that ended in the trailing window.
+#: A mean, not a median: where ectopic beats are the majority (MIT-BIH 232) a median follows them.
+LONG_RR_S = 300.0
+#: Morphology window around the R-peak, seconds before and after: P wave to T wave. The end is
+#: always in the buffer when a beat is otherwise complete (next R-peak + detector look-ahead),
+#: so the window never makes a beat wait.
+MORPH_PRE_S = 0.3
+MORPH_POST_S = 0.45
+#: QRS part of the morphology window, seconds before and after the R-peak: what templates match.
+QRS_PRE_S = 0.08
+QRS_POST_S = 0.12
+#: Samples the R-peak may be re-aligned (each way) when a beat is compared with a template.
+ALIGN_SAMPLES = 2
+#: Dominant-beat learning (OSEA-style incremental templates, no model labels involved): a beat
+#: joins the template it matches best when the QRS correlation reaches TEMPLATE_MATCH_CORR and
+#: the QRS amplitude is within a factor TEMPLATE_MATCH_AMP; templates average their last
+#: TEMPLATE_AVERAGE beats; each template's score decays by TEMPLATE_DECAY per beat (a memory of
+#: about a hundred beats); the dominant template is the narrowest QRS among templates scoring at
+#: least TEMPLATE_CANDIDATE of the best, and the template inputs are absent until it has learned
+#: from TEMPLATE_LEARN beats.
+TEMPLATE_SLOTS = 8
+TEMPLATE_MATCH_CORR = 0.9
+TEMPLATE_MATCH_AMP = 1.5
+TEMPLATE_AVERAGE = 16
+TEMPLATE_DECAY = 0.99
+TEMPLATE_CANDIDATE = 0.6
+TEMPLATE_LEARN = 8
 
 #: The five AAMI EC57 heartbeat classes, in the order of the model's outputs.
 CLASSES: tuple[str, ...] = ("N", "S", "V", "F", "Q")
@@ -39,16 +75,45 @@ AAMI_MAP: dict[str, str] = {
     **dict.fromkeys("/fQ", "Q"),
 }
 
-#: RR features joined to the waveform, in this order. Ratios make them comparable across
-#: patients; the flag lets a beat without rhythm context (a Kaggle CSV row) still be classified.
-RR_FEATURES: tuple[str, ...] = ("rr_prev_ratio", "rr_next_ratio", "rr_local_s", "rr_available")
-#: What a beat without rhythm context carries instead of measured RR features.
-RR_UNAVAILABLE: tuple[float, ...] = (1.0, 1.0, 0.8, 0.0)
+#: Every context feature the per-bed core computes, with the value a beat carries when the
+#: feature is absent (a Kaggle row; the template before it is learned). Ratios make them
+#: comparable across patients; log2 ratios keep "twice" and "half" symmetric.
+FEATURES: dict[str, float] = {
+    # local rhythm: previous and next RR over the median of the last LOCAL_RR_BEATS RR
+    "rr_prev_ratio": 1.0,
+    "rr_next_ratio": 1.0,
+    "rr_local_s": 0.8,
+    "rr_available": 0.0,
+    # long-term rhythm: over the mean RR of the trailing LONG_RR_S
+    "rr_prev_long": 1.0,
+    "rr_next_long": 1.0,
+    "rr_local_long": 1.0,
+    # the beat against the bed's dominant template (QRS part, re-aligned)
+    "template_available": 0.0,
+    "template_corr": 1.0,
+    "template_corr_wide": 1.0,
+    "amp_log2": 0.0,
+    "width_log2": 0.0,
+    "residual": 0.0,
+    # how common the beat's own morphology is on this bed (score share of its template)
+    "cluster_share": 1.0,
+}
+#: Every waveform channel the per-bed core cuts, each BEAT_LEN samples long:
+#: - beat: the Kachuee beat (always the first channel of a model);
+#: - morph: the morphology window (P wave to T wave), scaled by the dominant template's QRS
+#:   range so amplitude stays relative to the patient, zero-padded;
+#: - template: the dominant template in the same window and scale (zero when not learned).
+CHANNELS: tuple[str, ...] = ("beat", "morph", "template")
 
-NORMALISATION = (
-    "resampled lead at 125 Hz, window from the R-peak of 1.2 x median of the last 8 RR, "
-    "min-max scaled to [0, 1], zero-padded to 187"
-)
+#: Feature groups, by what they are: what the ablation adds group by group.
+FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
+    "rr_local": ("rr_prev_ratio", "rr_next_ratio", "rr_local_s", "rr_available"),
+    "rr_long": ("rr_prev_long", "rr_next_long", "rr_local_long"),
+    "template": (
+        "template_available", "template_corr", "template_corr_wide", "amp_log2", "width_log2",
+        "residual", "cluster_share",
+    ),
+}  # fmt: skip
 
 
 def aami_class(symbol: str) -> str | None:
@@ -56,55 +121,122 @@ def aami_class(symbol: str) -> str | None:
     return AAMI_MAP.get(symbol)
 
 
+def samples(seconds: float) -> int:
+    """Seconds at the model's 125 Hz, in whole samples."""
+    return round(seconds * FS)
+
+
+#: Length of the morphology window and position of the R-peak in it, at 125 Hz.
+MORPH_LEN = samples(MORPH_PRE_S) + samples(MORPH_POST_S)
+MORPH_R = samples(MORPH_PRE_S)
+
+
 @dataclass(frozen=True)
 class BeatContract:
     """What a model file promises about its inputs and outputs.
 
+    Every rule that shapes an input is a field, so a changed constant refuses an old model.
     Two contracts are compatible when every field except the provenance fields matches; the
     provenance (version, split, data hash) is information for people, not a compatibility rule.
+    `channels` and `features` say which of the core's inputs the model reads, in order.
     """
 
+    contract_version: int = VERSION
     fs: float = FS
     beat_len: int = BEAT_LEN
+    window_rr: float = WINDOW_RR
+    local_rr_beats: int = LOCAL_RR_BEATS
+    long_rr_s: float = LONG_RR_S
+    morph_pre_s: float = MORPH_PRE_S
+    morph_post_s: float = MORPH_POST_S
+    qrs_pre_s: float = QRS_PRE_S
+    qrs_post_s: float = QRS_POST_S
+    align_samples: int = ALIGN_SAMPLES
+    template_slots: int = TEMPLATE_SLOTS
+    template_match_corr: float = TEMPLATE_MATCH_CORR
+    template_match_amp: float = TEMPLATE_MATCH_AMP
+    template_average: int = TEMPLATE_AVERAGE
+    template_decay: float = TEMPLATE_DECAY
+    template_candidate: float = TEMPLATE_CANDIDATE
+    template_learn: int = TEMPLATE_LEARN
     classes: tuple[str, ...] = CLASSES
-    normalisation: str = NORMALISATION
-    rr_features: tuple[str, ...] = RR_FEATURES
+    channels: tuple[str, ...] = ("beat",)
+    features: tuple[str, ...] = FEATURE_GROUPS["rr_local"]
+    #: Beats before this one whose context features the model also reads (0: this beat only).
+    sequence: int = 0
     model_version: str = "unversioned"
     data_split: str = "unknown"
     data_hash: str = "unknown"
     extra: dict[str, str] = field(default_factory=dict)
 
     PROVENANCE = ("model_version", "data_split", "data_hash", "extra")
+    #: The inputs a model chooses; the loader checks them against the core, not against CURRENT.
+    CHOICES = ("channels", "features", "sequence")
+
+    def __post_init__(self) -> None:
+        if not self.channels or self.channels[0] != "beat":
+            raise ValueError(f"channels must start with 'beat', got {self.channels!r}")
+        unknown = [c for c in self.channels if c not in CHANNELS] + [
+            f for f in self.features if f not in FEATURES
+        ]
+        if unknown:
+            raise ValueError(f"unknown channels or features: {', '.join(unknown)}")
+        if self.sequence < 0:
+            raise ValueError(f"sequence must be 0 or more, got {self.sequence}")
+
+    @property
+    def normalisation(self) -> str:
+        """The rules in words, generated from the fields."""
+        return (
+            f"resampled lead at {self.fs:g} Hz; beat = window from the R-peak of "
+            f"{self.window_rr:g} x median of the last {self.local_rr_beats} RR, min-max scaled "
+            f"to [0, 1], zero-padded to {self.beat_len}; morph = R-peak -{self.morph_pre_s:g} s "
+            f"to +{self.morph_post_s:g} s less its median, over the dominant template's QRS "
+            f"range; long-term RR = mean RR of the trailing {self.long_rr_s:g} s; "
+            f"channels {', '.join(self.channels)}; features {', '.join(self.features)}; "
+            f"{self.sequence} earlier beats"
+        )
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        d["classes"] = list(self.classes)
-        d["rr_features"] = list(self.rr_features)
+        for key in ("classes", "channels", "features"):
+            d[key] = list(d[key])
+        d["normalisation"] = self.normalisation
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> BeatContract:
-        known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
-        for key in ("classes", "rr_features"):
-            if key in known:
-                known[key] = tuple(known[key])
-        if "fs" in known:
-            known["fs"] = float(known["fs"])
-        if "beat_len" in known:
-            known["beat_len"] = int(known["beat_len"])
+        """The contract a dict describes; a field it lacks reads as absent, not as today's."""
+        known = {}
+        for f in fields(cls):
+            if f.name not in d:
+                continue
+            value = d[f.name]
+            if f.name in ("classes", "channels", "features"):
+                value = tuple(value)
+            elif f.type == "float":
+                value = float(value)
+            elif f.type == "int":
+                value = int(value)
+            known[f.name] = value
+        known.setdefault("contract_version", 1)
         return cls(**known)
 
     def mismatches(self, other: BeatContract) -> list[str]:
         """Human-readable differences that make `other` unusable where `self` is expected."""
         out = []
         for name in self.__dataclass_fields__:
-            if name in self.PROVENANCE:
+            if name in self.PROVENANCE or name in self.CHOICES:
                 continue
             mine, theirs = getattr(self, name), getattr(other, name)
             if mine != theirs:
                 out.append(f"{name}: expected {mine!r}, file has {theirs!r}")
         return out
 
+    def n_inputs(self) -> tuple[int, int]:
+        """(channels, context values) of one beat's model input."""
+        return len(self.channels), len(self.features) * (1 + self.sequence)
 
-#: The contract this code base cuts beats by.
+
+#: The contract this code base cuts beats by (with today's default choice of inputs).
 CURRENT = BeatContract()

@@ -24,6 +24,7 @@ import numpy as np
 
 from monitor.alarms import AlarmEvent, AlarmSettings
 from monitor.bed import BedPipeline, PendingBeat
+from monitor.inputs import beat_inputs
 from monitor.messages import (
     SAMPLES,
     AlertEvent,
@@ -145,12 +146,11 @@ class Ward:
         n_classes = len(self.classifier.classes)
         if not pending:
             return np.zeros((0, n_classes), dtype=np.float32)
-        waveforms = np.stack([p.beat.waveform for p in pending])
-        rr = np.stack([p.beat.rr_features() for p in pending])
+        x, context = beat_inputs(self.classifier.contract, [p.beat for p in pending])
         parts = []
         for i in range(0, len(pending), self.max_batch):
             part = slice(i, i + self.max_batch)
-            parts.append(self.classifier.predict(waveforms[part], rr[part]))
+            parts.append(self.classifier.predict(x[part], context[part]))
             self.forwards += 1
         return np.concatenate(parts)
 

@@ -14,9 +14,10 @@ import pytest
 from monitor.alarms import AlarmEngine, AlarmEvent, AlarmSettings
 from monitor.alarms.rhythm import ENTROPY_BINS, histogram_counts, irregularity, pattern_cycles
 from monitor.contract import aami_class
+from tests.synthetic import synthetic_ecg
 
 FS = 250.0
-CHUNK = 125  # 0.5 s
+CHUNK = 125  # 0.5 s (synthetic_ecg's default rate is FS)
 DETECTOR_LATENCY_S = 0.3
 
 
@@ -44,22 +45,6 @@ def assert_one_episode(events: list[AlarmEvent], kind: str) -> tuple[AlarmEvent,
     assert start.alarm_id == end.alarm_id
     assert end.time >= start.time
     return start, end
-
-
-def synthetic_ecg(r_times: np.ndarray, duration: float, rng: np.random.Generator) -> np.ndarray:
-    """P-QRS-T complexes (mV) at the given R-peak times, with 10 uV of baseline noise."""
-    t = np.arange(round(duration * FS)) / FS
-    x = rng.normal(0.0, 0.01, len(t))
-    for r in r_times:
-        near = slice(max(0, round((r - 0.4) * FS)), min(len(t), round((r + 0.6) * FS)))
-        tt = t[near] - r
-        x[near] += (
-            0.15 * np.exp(-0.5 * ((tt + 0.16) / 0.025) ** 2)
-            + 1.2 * np.exp(-0.5 * (tt / 0.010) ** 2)
-            - 0.3 * np.exp(-0.5 * ((tt - 0.025) / 0.010) ** 2)
-            + 0.3 * np.exp(-0.5 * ((tt - 0.25) / 0.040) ** 2)
-        )
-    return x
 
 
 def stream(

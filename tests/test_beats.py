@@ -20,10 +20,15 @@ def _signal(data_dir: str, record: str, seconds: float) -> tuple[np.ndarray, flo
 
 
 def _fingerprint(beats: list[Beat]) -> list[tuple]:
+    """Everything a beat carries, patient context included, bit for bit."""
     return [
-        (b.index, b.index_125, b.waveform.tobytes(), b.rr_prev, b.rr_next, b.rr_local)
+        (
+            b.index, b.index_125, b.waveform.tobytes(), b.rr_prev, b.rr_next, b.rr_local,
+            b.rr_long, b.context.features.tobytes(), b.context.morph.tobytes(),
+            b.context.template.tobytes(), b.previous.tobytes(),
+        )
         for b in beats
-    ]
+    ]  # fmt: skip
 
 
 def _chunked(x: np.ndarray, fs: float, chunk: int) -> list[Beat]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 import torch
@@ -43,8 +44,13 @@ def test_contract_round_trips_through_saved_file(model, tmp_path):
         ("fs", 360.0),
         ("beat_len", 186),
         ("classes", ("N", "S", "V", "F")),
-        ("normalisation", "z-score"),
-        ("rr_features", ("rr_prev",)),
+        ("window_rr", 1.3),
+        ("local_rr_beats", 6),
+        ("long_rr_s", 120.0),
+        ("morph_pre_s", 0.25),
+        ("template_match_corr", 0.8),
+        ("template_learn", 4),
+        ("contract_version", 1),
     ],
 )
 def test_classifier_refuses_a_different_contract_naming_the_field(model, tmp_path, field, value):
@@ -62,6 +68,62 @@ def test_classifier_refuses_a_different_contract_naming_the_field(model, tmp_pat
 def test_provenance_differences_are_accepted(model, tmp_path):
     c = dataclasses.replace(contract.CURRENT, model_version="other", data_hash="x", extra={})
     assert BeatClassifier(export_torchscript(model, c, tmp_path / "m.pt")).version == "other"
+
+
+def test_every_constant_that_shapes_an_input_is_a_contract_field():
+    """Changing one of these constants must refuse an old model, so each is compared."""
+    compared = set(contract.BeatContract.__dataclass_fields__) - set(
+        contract.BeatContract.PROVENANCE + contract.BeatContract.CHOICES
+    )
+    shaping = {
+        "FS", "BEAT_LEN", "WINDOW_RR", "LOCAL_RR_BEATS", "LONG_RR_S", "MORPH_PRE_S",
+        "MORPH_POST_S", "QRS_PRE_S", "QRS_POST_S", "ALIGN_SAMPLES", "CLASSES",
+        *(name for name in vars(contract) if name.startswith("TEMPLATE_")),
+    }  # fmt: skip
+    assert {name.lower() for name in shaping} <= compared
+    for name in shaping:
+        assert getattr(contract.CURRENT, name.lower()) == getattr(contract, name)
+
+
+def test_description_is_generated_from_the_fields():
+    c = dataclasses.replace(contract.CURRENT, long_rr_s=120.0, features=("rr_available",))
+    assert "trailing 120 s" in c.normalisation and "features rr_available" in c.normalisation
+    assert c.to_dict()["normalisation"] == c.normalisation
+
+
+def test_a_version_1_file_is_refused_with_the_version_named(tmp_path):
+    """Files exported before contract 2 carry rr_features and no version: refused, not guessed."""
+    v1 = {
+        "fs": 125.0, "beat_len": 187, "classes": list(contract.CLASSES),
+        "normalisation": "min-max", "rr_features": ["rr_prev_ratio"], "model_version": "old",
+    }  # fmt: skip
+    found = contract.BeatContract.from_dict(v1)
+    assert "contract_version: expected 2, file has 1" in contract.CURRENT.mismatches(found)
+
+
+@pytest.mark.parametrize(
+    ("choice", "value"),
+    [("channels", ("beat", "morph", "template")), ("features", ()), ("sequence", 3)],
+)
+def test_a_model_may_read_any_inputs_the_core_computes(tmp_path, choice, value):
+    c = dataclasses.replace(contract.CURRENT, **{choice: value})
+    n_channels, n_context = c.n_inputs()
+    torch.manual_seed(0)
+    model = CNNBiLSTM(
+        in_channels=n_channels, n_context=n_context, sequence=c.sequence,
+        channels=(4, 4, 4), lstm_hidden=4, dense=4,
+    )  # fmt: skip
+    assert BeatClassifier(export_torchscript(model, c, tmp_path / "m.pt")).contract == c
+
+
+def test_unknown_inputs_are_refused(tmp_path, model):
+    path = export_torchscript(model, contract.CURRENT, tmp_path / "m.pt")
+    text = json.dumps({**contract.CURRENT.to_dict(), "features": ["rr_prev_ratio", "qt_ms"]})
+    with torchscript_deprecation_silenced():
+        module = torch.jit.load(str(path))
+        torch.jit.save(module, str(path), _extra_files={"contract.json": text})
+    with pytest.raises(ContractError, match="unknown channels or features: qt_ms"):
+        BeatClassifier(path)
 
 
 def test_file_without_contract_is_refused(model, tmp_path):

@@ -12,6 +12,7 @@ from monitor import contract
 from monitor.dashboard import analysis
 from monitor.dashboard.analysis import Upload
 from monitor.errors import InputError
+from monitor.inputs import absent_context
 
 RNG = np.random.default_rng(7)
 
@@ -31,10 +32,13 @@ class LabelEcho:
 
     classes = contract.CLASSES
     version = "echo"
+    contract = contract.CURRENT
 
-    def predict(self, waveforms: np.ndarray, rr: np.ndarray) -> np.ndarray:
-        assert waveforms.shape[1] == contract.BEAT_LEN and rr.shape == (len(waveforms), 4)
-        k = np.clip(np.round(waveforms[:, 0] * 10).astype(int), 0, 4)
+    def predict(self, x: np.ndarray, context: np.ndarray) -> np.ndarray:
+        n_channels, n_context = self.contract.n_inputs()
+        assert x.shape[1:] == (n_channels, contract.BEAT_LEN)
+        assert context.shape == (len(x), n_context)
+        k = np.clip(np.round(x[:, 0, 0] * 10).astype(int), 0, 4)
         probs = np.full((len(k), 5), 0.01)
         probs[np.arange(len(k)), k] = 0.96
         return probs
@@ -44,7 +48,7 @@ def test_kaggle_rows_with_numeric_labels_go_to_the_model_without_rhythm() -> Non
     beats = analysis.load([Upload("beats.csv", kaggle_csv(5, [0, 1, 2, 3, 4.0]))])
     assert beats.waveforms.shape == (5, contract.BEAT_LEN)
     assert beats.labels == list(contract.CLASSES)
-    np.testing.assert_array_equal(beats.rr, np.tile(np.float32(contract.RR_UNAVAILABLE), (5, 1)))
+    assert not beats.context_available.any()
     assert beats.times is None
 
 
@@ -123,8 +127,7 @@ def test_decode_upload_reads_data_urls_and_refuses_corrupt_ones() -> None:
 def test_scores_only_the_labelled_beats() -> None:
     x = np.zeros((4, contract.BEAT_LEN), dtype=np.float32)
     x[:, 0] = [0.0, 0.2, 0.2, 0.1]  # predictions N V V S
-    beats = analysis.BeatSet("t", x, np.zeros((4, 4), np.float32), np.arange(4) * 0.8,
-                             ["N", "V", "N", None])
+    beats = analysis.BeatSet("t", absent_context(x), np.arange(4) * 0.8, ["N", "V", "N", None])
     result = analysis.analyse(beats, LabelEcho())
     assert result.predicted == ["N", "V", "V", "S"]
     assert result.metrics["n"] == 3 and result.metrics["accuracy"] == pytest.approx(2 / 3)
@@ -150,7 +153,7 @@ def test_signal_csv_is_cut_by_the_live_beat_core(mitdb_dir: Path) -> None:
     text = "mV\n" + "\n".join(f"{v:.3f}" for v in lead.signal[: 60 * 360])
     beats = analysis.load([Upload("100.csv", text.encode())], fs=360.0)
     assert 65 <= len(beats.waveforms) <= 80  # record 100 runs at about 75 bpm
-    assert beats.rr[:, 3].min() == 1.0  # rhythm available, unlike Kaggle rows
+    assert beats.context_available.all()  # rhythm available, unlike Kaggle rows
     assert np.all(np.diff(beats.times) > 0.3)
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from monitor import contract
 from monitor.errors import InputError
+from monitor.inputs import absent_context
 from trainer.dataset import BeatSet
 from trainer.splits import DS1, DS2, PACED, split_indices
 
@@ -28,9 +29,11 @@ def synthetic(records: tuple[str, ...], seed: int = 0) -> BeatSet:
         labels.append(lab)
     labels = np.concatenate(labels)
     n = len(labels)
+    channels, features, previous = absent_context(np.zeros((n, contract.BEAT_LEN), np.float32))
     return BeatSet(
-        waveforms=np.zeros((n, contract.BEAT_LEN), np.float32),
-        rr=np.ones((n, 4), np.float32),
+        channels=channels,
+        features=features,
+        previous=previous,
         labels=labels,
         records=np.array(recs),
         index=np.arange(n),

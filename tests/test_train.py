@@ -10,7 +10,9 @@ import torch
 
 from monitor import contract
 from monitor.classifier import BeatClassifier
+from monitor.context import ABSENT, MAX_SEQUENCE
 from monitor.errors import InputError
+from monitor.inputs import absent_context, select
 from trainer import train
 from trainer.augment import augment, window_lengths
 from trainer.dataset import build_beatset, load_kaggle_csv
@@ -62,7 +64,9 @@ def test_kaggle_csv_loads_as_beats_without_rhythm_context(tmp_path):
     assert len(beats) == 6
     assert [contract.CLASSES[i] for i in beats.labels] == ["N", "S", "V", "F", "Q", "N"]
     np.testing.assert_allclose(beats.waveforms, rows[:, :-1], atol=1e-6)
-    np.testing.assert_array_equal(beats.rr, np.tile(np.float32(contract.RR_UNAVAILABLE), (6, 1)))
+    np.testing.assert_array_equal(beats.features, np.tile(ABSENT, (6, 1)))
+    np.testing.assert_array_equal(beats.previous, np.tile(ABSENT, (6, MAX_SEQUENCE, 1)))
+    assert not beats.channels[:, 1:].any()  # no morphology window, no template
 
 
 @pytest.mark.parametrize(
@@ -119,15 +123,53 @@ def test_augmented_beats_still_follow_the_contract():
         x[i, : int(n)] = (x[i, : int(n)] - x[i, : int(n)].min()) / (
             x[i, : int(n)].max() - x[i, : int(n)].min()
         )
-    rr = torch.tensor([[0.8, 1.1, 0.9, 1.0]] * 25 + [list(contract.RR_UNAVAILABLE)] * 25)
-    y, rr2 = augment(x, rr, gen)
+    rr = torch.tensor([[0.8, 1.1, 0.9, 1.0]] * 50)
+    y, rr2 = augment(x, rr, gen, ratio_cols=[0, 1])
     assert torch.equal(window_lengths(y), window_lengths(x))
     assert y.min() == 0 and y.max() == 1
     assert torch.all(y[torch.arange(contract.BEAT_LEN) >= lengths[:, None]] == 0)
     assert not torch.allclose(y, x)
-    assert torch.equal(rr2[25:], rr[25:])  # no rhythm context: nothing to jitter
-    assert torch.equal(rr2[:, 2:], rr[:, 2:])
-    assert torch.all((rr2[:25, :2] / rr[:25, :2] - 1).abs() <= 0.03 + 1e-6)
+    assert torch.equal(rr2[:, 2:], rr[:, 2:])  # only the ratio columns move ...
+    jitter = rr2[:, :2] / rr[:, :2] - 1
+    assert torch.all(jitter.abs() <= 0.03 + 1e-6) and jitter.abs().max() > 0
+    assert torch.allclose(jitter[:, 0], jitter[:, 1], atol=1e-6)  # ... together
+
+
+def test_context_dropout_shows_beats_as_a_kaggle_row_would_be_shown():
+    bc = train.model_contract("beat,morph,template", "rr_local,rr_long,template", 1)
+    n_channels, n_context = bc.n_inputs()
+    x, ctx = torch.rand(400, n_channels, contract.BEAT_LEN), torch.rand(400, n_context)
+    gen = torch.Generator().manual_seed(0)
+    x2, ctx2 = train.hide_context(x, ctx, 0.25, bc, gen)
+    hidden = (ctx2 != ctx).any(dim=1)
+    assert 60 < int(hidden.sum()) < 140
+    absent_x, absent_ctx = (torch.from_numpy(a[0]) for a in select(bc, *absent_context(x[:1, 0])))
+    assert torch.equal(x2[hidden, 0], x[hidden, 0])  # the beat itself is always shown
+    assert all(torch.equal(row, absent_x[1:]) for row in x2[hidden, 1:])
+    assert all(torch.equal(row, absent_ctx) for row in ctx2[hidden])
+    assert torch.equal(x2[~hidden], x[~hidden]) and torch.equal(ctx2[~hidden], ctx[~hidden])
+
+
+@pytest.mark.parametrize(
+    ("channels", "features", "sequence", "message"),
+    [
+        ("morph", "rr_local", 0, "channels must start with 'beat'"),
+        ("beat,ecg", "rr_local", 0, "unknown channels or features: ecg"),
+        ("beat", "rr_local,qt", 0, "unknown channels or features: qt"),
+        ("beat", "rr_local", 9, "--sequence must be between 0 and"),
+        ("beat", "none", 1, "give --features too"),
+    ],
+)
+def test_model_inputs_are_checked_by_name(channels, features, sequence, message):
+    with pytest.raises(InputError, match=message):
+        train.model_contract(channels, features, sequence)
+
+
+def test_feature_groups_expand_in_order_without_repeats():
+    bc = train.model_contract("beat", "rr_local,rr_prev_ratio,template", 0)
+    assert bc.features == (
+        *contract.FEATURE_GROUPS["rr_local"], *contract.FEATURE_GROUPS["template"]
+    )
 
 
 def test_balancing_moves_class_mass_to_its_square_root():
@@ -173,7 +215,7 @@ def test_tiny_training_run_ships_a_loadable_model(mitdb_dir, tmp_path):
     assert clf.contract.data_split.startswith("intra")
     assert clf.contract.extra["seed"] == "0"
     beats = build_beatset(mitdb_dir, ["119"], cache_dir=tmp_path / "cache", progress=False)
-    probs = clf.predict(beats.waveforms, beats.rr)
+    probs = clf.predict(*beats.inputs(clf.contract))
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
     # One short epoch already finds most of 119's many PVCs (bigeminy) among its normal beats.
     is_v = beats.labels == contract.CLASSES.index("V")

@@ -22,23 +22,25 @@ def window_lengths(x: torch.Tensor) -> torch.Tensor:
 
 def augment(
     x: torch.Tensor,
-    rr: torch.Tensor,
+    context: torch.Tensor,
     generator: torch.Generator,
+    ratio_cols: list[int],
     *,
     baseline: float = 0.15,
     noise: float = 0.03,
     shift: int = 3,
     rr_jitter: float = 0.03,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Randomly perturbed copies of beats `x` (n, L) and RR features `rr` (n, 4).
+    """Randomly perturbed copies of beats `x` (n, L) and their context values (n, k).
 
     Each beat gets a linear-plus-sine baseline of up to `baseline`, Gaussian noise of up to
-    `noise` (fractions of its range), an R-peak shift of up to `shift` samples, and its RR
-    ratios a relative jitter of up to `rr_jitter` (only where RR is available, flag column 3).
+    `noise` (fractions of its range) and an R-peak shift of up to `shift` samples; the RR
+    ratios in columns `ratio_cols` of `context` share one relative jitter of up to `rr_jitter`
+    per beat, as a slightly mis-timed R-peak would shift them together.
     """
     n, length = x.shape
     if n == 0:
-        return x, rr
+        return x, context
 
     def uniform(lo: float, hi: float, *shape: int) -> torch.Tensor:
         return lo + (hi - lo) * torch.rand(*shape, generator=generator)
@@ -64,6 +66,7 @@ def augment(
     span = (hi - lo).clamp(min=1e-6)
     y = torch.where(inside, (y - lo) / span, torch.zeros_like(y))
 
-    ratio_scale = 1 + uniform(-rr_jitter, rr_jitter, n, 2) * rr[:, 3:4]
-    rr = torch.cat([rr[:, :2] * ratio_scale, rr[:, 2:]], dim=1)
-    return y, rr
+    if ratio_cols:
+        context = context.clone()
+        context[:, ratio_cols] *= 1 + uniform(-rr_jitter, rr_jitter, n, 1)
+    return y, context

@@ -28,7 +28,9 @@ import numpy as np
 import monitor
 from monitor import contract
 from monitor.beats import extract_beats
+from monitor.context import MAX_SEQUENCE
 from monitor.errors import InputError
+from monitor.inputs import absent_context, select, stack_beats
 from monitor.records import read_lead
 from monitor.signal import ec57
 
@@ -48,6 +50,8 @@ _MONITOR_DIR = Path(monitor.__file__).resolve().parent
 _BEAT_CORE = (
     _MONITOR_DIR / "contract.py",
     _MONITOR_DIR / "beats.py",
+    _MONITOR_DIR / "context.py",
+    _MONITOR_DIR / "inputs.py",
     _MONITOR_DIR / "records.py",
     *sorted((_MONITOR_DIR / "signal").glob("*.py")),
     Path(__file__).resolve(),
@@ -58,8 +62,9 @@ _BEAT_CORE = (
 class BeatSet:
     """Parallel arrays, one row per beat; rows of different records may be mixed."""
 
-    waveforms: np.ndarray  # (n, BEAT_LEN) float32 in [0, 1]
-    rr: np.ndarray  # (n, 4) float32, contract.RR_FEATURES
+    channels: np.ndarray  # (n, len(CHANNELS), BEAT_LEN) float32, contract.CHANNELS
+    features: np.ndarray  # (n, len(FEATURES)) float32, contract.FEATURES
+    previous: np.ndarray  # (n, MAX_SEQUENCE, len(FEATURES)) float32, earlier beats' features
     labels: np.ndarray  # (n,) int64 index into contract.CLASSES
     records: np.ndarray  # (n,) str
     index: np.ndarray  # (n,) int64 detected R-peak, source samples
@@ -71,10 +76,14 @@ class BeatSet:
         for f in fields(self):
             if len(getattr(self, f.name)) != n:
                 raise ValueError(f"BeatSet.{f.name} has {len(getattr(self, f.name))} rows, not {n}")
-        if self.waveforms.ndim != 2 or self.waveforms.shape[1] != contract.BEAT_LEN:
-            raise ValueError(f"BeatSet.waveforms must be (n, {contract.BEAT_LEN})")
-        if self.rr.ndim != 2 or self.rr.shape[1] != len(contract.RR_FEATURES):
-            raise ValueError(f"BeatSet.rr must be (n, {len(contract.RR_FEATURES)})")
+        shapes = {
+            "channels": (len(contract.CHANNELS), contract.BEAT_LEN),
+            "features": (len(contract.FEATURES),),
+            "previous": (MAX_SEQUENCE, len(contract.FEATURES)),
+        }
+        for name, shape in shapes.items():
+            if getattr(self, name).shape[1:] != shape:
+                raise ValueError(f"BeatSet.{name} must be (n, {', '.join(map(str, shape))})")
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -88,6 +97,15 @@ class BeatSet:
             raise ValueError(f"mask has {len(sel)} entries for {len(self)} beats")
         return BeatSet(**{f.name: getattr(self, f.name)[sel] for f in fields(self)})
 
+    @property
+    def waveforms(self) -> np.ndarray:
+        """The Kachuee beats (n, BEAT_LEN): the first channel."""
+        return self.channels[:, 0]
+
+    def inputs(self, bc: contract.BeatContract) -> tuple[np.ndarray, np.ndarray]:
+        """What a model under contract `bc` reads: (x, context), as `monitor.inputs` builds it."""
+        return select(bc, self.channels, self.features, self.previous)
+
     def class_counts(self) -> dict[str, int]:
         counts = np.bincount(self.labels, minlength=len(contract.CLASSES))
         return dict(zip(contract.CLASSES, counts.tolist(), strict=True))
@@ -95,7 +113,7 @@ class BeatSet:
     def fingerprint(self) -> str:
         """Short hash of the beats and labels: names the exact data a model was trained on."""
         h = hashlib.sha256()
-        for arr in (self.waveforms, self.rr, self.labels):
+        for arr in (self.channels, self.features, self.previous, self.labels):
             h.update(np.ascontiguousarray(arr).tobytes())
         return h.hexdigest()[:16]
 
@@ -110,9 +128,11 @@ class BeatSet:
 
 
 def empty_beatset() -> BeatSet:
+    channels, features, previous = absent_context(np.zeros((0, contract.BEAT_LEN), np.float32))
     return BeatSet(
-        waveforms=np.zeros((0, contract.BEAT_LEN), np.float32),
-        rr=np.zeros((0, len(contract.RR_FEATURES)), np.float32),
+        channels=channels,
+        features=features,
+        previous=previous,
         labels=np.zeros(0, np.int64),
         records=np.zeros(0, "<U8"),
         index=np.zeros(0, np.int64),
@@ -228,13 +248,15 @@ def label_record(data_dir: str | Path, record: str) -> tuple[BeatSet, dict[str, 
     m = ec57.match(ref.samples, det_idx, lead.fs, MATCH_TOLERANCE_S, exclude=ref)
     ref_pos, keep = m.pairs[:, 0], m.pairs[:, 1]
     n = len(keep)
+    channels, features, previous = (
+        stack_beats([beats[d] for d in keep])
+        if n
+        else absent_context(np.zeros((0, contract.BEAT_LEN), np.float32))
+    )
     out = BeatSet(
-        waveforms=np.stack([beats[d].waveform for d in keep]).astype(np.float32)
-        if n
-        else np.zeros((0, contract.BEAT_LEN), np.float32),
-        rr=np.stack([beats[d].rr_features() for d in keep]).astype(np.float32)
-        if n
-        else np.zeros((0, len(contract.RR_FEATURES)), np.float32),
+        channels=channels,
+        features=features,
+        previous=previous,
         labels=np.array([_class_index(s) for s in ref.symbols[ref_pos]], dtype=np.int64),
         records=np.full(n, record, dtype=f"<U{max(8, len(record))}"),
         index=det_idx[keep],
@@ -266,7 +288,7 @@ NON_AAMI_BEATS = frozenset("NLRBAaJSVrFejnE/fQ?") - set(contract.AAMI_MAP)
 def load_kaggle_csv(path: str | Path) -> BeatSet:
     """mitbih_train.csv / mitbih_test.csv: 187 samples then a label 0..4 (N S V F Q) per row.
 
-    These beats come without rhythm context, so they carry `contract.RR_UNAVAILABLE`.
+    These beats come without rhythm or patient context, so every context input is absent.
     """
     path = Path(path)
     if not path.is_file():
@@ -299,9 +321,11 @@ def load_kaggle_csv(path: str | Path) -> BeatSet:
         )
     n = len(rows)
     to_ours = np.array([contract.CLASSES.index(c) for c in KAGGLE_CLASSES], dtype=np.int64)
+    channels, features, previous = absent_context(rows[:, : contract.BEAT_LEN])
     return BeatSet(
-        waveforms=rows[:, : contract.BEAT_LEN].astype(np.float32),
-        rr=np.tile(np.asarray(contract.RR_UNAVAILABLE, np.float32), (n, 1)),
+        channels=channels,
+        features=features,
+        previous=previous,
         labels=to_ours[labels],
         records=np.full(n, f"kaggle:{path.stem}"),
         index=np.arange(n, dtype=np.int64),

@@ -128,9 +128,12 @@ def evaluate_intra(
 
     beats = build_beatset(data_dir, records, progress=progress)
     _, _, test = splits.split_indices(beats, "intra", seed)
-    batches = (test[j : j + batch_size] for j in range(0, len(test), batch_size))
+    x, context = beats.subset(test).inputs(classifier.contract)
     pred = np.concatenate(
-        [classifier.predict(beats.waveforms[i], beats.rr[i]).argmax(axis=1) for i in batches]
+        [
+            classifier.predict(x[j : j + batch_size], context[j : j + batch_size]).argmax(axis=1)
+            for j in range(0, len(test), batch_size)
+        ]
     )
     return metrics.confusion_matrix(beats.labels[test], pred, K), len(beats)
 

@@ -28,7 +28,9 @@ import torch
 from torch import nn
 
 from monitor import contract
+from monitor.context import MAX_SEQUENCE
 from monitor.errors import InputError, run_cli
+from monitor.inputs import absent_context, select
 from monitor.records import resolve_mitdb
 from trainer import metrics
 from trainer.augment import augment
@@ -57,6 +59,16 @@ DEFAULT_PATIENCE = 8
 #: 0.536, 0.546 and S F1 0.05, 0.09, 0.28 at their best epochs.
 DEFAULT_MORPH_DROPOUT = 0.6
 EVAL_BATCH = 2048
+#: Share of training beats shown without any context; chosen so the absent-context path (Kaggle
+#: rows, a stream's first beats) is learned without costing the beats that have context.
+DEFAULT_CONTEXT_DROPOUT = 0.05
+#: Context features that are RR ratios: augmentation jitters them together.
+RATIO_FEATURES = ("rr_prev_ratio", "rr_next_ratio", "rr_prev_long", "rr_next_long")
+#: The shipped model's inputs (models/README.md: chosen by ablation on validation patients).
+DEFAULT_CHANNELS: tuple[str, ...] = ("beat",)
+DEFAULT_FEATURES: tuple[str, ...] = ("rr_local", "rr_long", "template")
+DEFAULT_SEQUENCE = 0
+DEFAULT_CONV: tuple[int, ...] = (64, 128, 128)
 
 
 @dataclass
@@ -101,12 +113,45 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--balance", choices=BALANCE_MODES, default="sampler")
     p.add_argument("--no-augment", action="store_true", help="train on the beats as cut")
-    p.add_argument("--no-rr", action="store_true", help="waveform only, without RR features")
+    p.add_argument(
+        "--channels",
+        default=",".join(DEFAULT_CHANNELS),
+        help="waveform channels the model reads, comma-separated, 'beat' first; from "
+        f"{', '.join(contract.CHANNELS)} (default {','.join(DEFAULT_CHANNELS)})",
+    )
+    p.add_argument(
+        "--features",
+        default=",".join(DEFAULT_FEATURES),
+        help="context features, comma-separated names or groups ("
+        + "; ".join(f"{g}: {' '.join(n)}" for g, n in contract.FEATURE_GROUPS.items())
+        + f"); 'none' for the waveform alone (default {','.join(DEFAULT_FEATURES)})",
+    )
+    p.add_argument(
+        "--sequence",
+        type=int,
+        default=DEFAULT_SEQUENCE,
+        help="earlier beats whose context features the model also reads, through a BiLSTM "
+        f"across beats (0-{MAX_SEQUENCE}; default {DEFAULT_SEQUENCE})",
+    )
+    p.add_argument(
+        "--conv-channels",
+        default=",".join(map(str, DEFAULT_CONV)),
+        help="output channels of each conv block, comma-separated (default "
+        f"{','.join(map(str, DEFAULT_CONV))}); the conv stack is most of the serving cost",
+    )
     p.add_argument(
         "--morph-dropout",
         type=float,
         help="share of training beats whose waveform features are hidden, so the model learns "
-        f"to use RR too (default {DEFAULT_MORPH_DROPOUT}; 0 with --no-rr or --kaggle-csv)",
+        f"to use the context too (default {DEFAULT_MORPH_DROPOUT}; 0 without features or "
+        "with --kaggle-csv)",
+    )
+    p.add_argument(
+        "--context-dropout",
+        type=float,
+        default=DEFAULT_CONTEXT_DROPOUT,
+        help="share of training beats shown with every context input absent, as a Kaggle row "
+        f"or a stream's first beats are (default {DEFAULT_CONTEXT_DROPOUT})",
     )
     p.add_argument("--out", help="run directory (default runs/<timestamp>-<split>)")
     p.add_argument(
@@ -133,16 +178,46 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         raise InputError(f"--lr must be positive, got {args.lr}")
     if args.kaggle_csv and (args.split or args.records):
         raise InputError("--split and --records do not apply to --kaggle-csv (already split)")
-    if args.no_rr and args.morph_dropout:
-        raise InputError("--morph-dropout needs RR features; drop --no-rr or --morph-dropout")
-    if args.morph_dropout is None:  # Kaggle rows carry no RR: hiding the waveform hides all
-        args.morph_dropout = 0.0 if args.no_rr or args.kaggle_csv else DEFAULT_MORPH_DROPOUT
-    if not 0.0 <= args.morph_dropout < 1.0:
-        raise InputError(f"--morph-dropout must be in [0, 1), got {args.morph_dropout}")
+    args.inputs = model_contract(args.channels, args.features, args.sequence)
+    try:
+        args.conv_channels = [int(c) for c in args.conv_channels.split(",") if c]
+    except ValueError:
+        raise InputError(f"--conv-channels must be integers, got {args.conv_channels!r}") from None
+    if not args.conv_channels or min(args.conv_channels) < 1:
+        raise InputError(f"--conv-channels must be positive integers, got {args.conv_channels}")
+    if not args.inputs.features and args.morph_dropout:
+        raise InputError("--morph-dropout needs context features; drop one or the other")
+    if args.morph_dropout is None:  # Kaggle rows carry no context: hiding the waveform hides all
+        no_context = args.kaggle_csv or not args.inputs.features
+        args.morph_dropout = 0.0 if no_context else DEFAULT_MORPH_DROPOUT
+    for name in ("morph_dropout", "context_dropout"):
+        if not 0.0 <= getattr(args, name) < 1.0:
+            flag = "--" + name.replace("_", "-")
+            raise InputError(f"{flag} must be in [0, 1), got {getattr(args, name)}")
     args.split = args.split or ("kaggle" if args.kaggle_csv else "inter")
     if args.records:
         args.records = [r for item in args.records for r in item.split(",") if r]
     return args
+
+
+def model_contract(channels: str, features: str, sequence: int) -> contract.BeatContract:
+    """The contract of a model reading these inputs (names or groups, comma-separated)."""
+    chans = tuple(c for c in channels.split(",") if c)
+    names: list[str] = []
+    for item in (f for f in features.split(",") if f and f != "none"):
+        for name in contract.FEATURE_GROUPS.get(item, (item,)):
+            if name not in names:
+                names.append(name)
+    if not 0 <= sequence <= MAX_SEQUENCE:
+        raise InputError(f"--sequence must be between 0 and {MAX_SEQUENCE}, got {sequence}")
+    if sequence and not names:
+        raise InputError("--sequence reads earlier beats' features: give --features too")
+    try:
+        return dataclasses.replace(
+            contract.CURRENT, channels=chans, features=tuple(names), sequence=sequence
+        )
+    except ValueError as exc:
+        raise InputError(f"--channels/--features: {exc}") from None
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -210,14 +285,36 @@ def balance_weights(labels: np.ndarray) -> np.ndarray:
 # -- training --------------------------------------------------------------------------------
 
 
-def predict_logits(model: nn.Module, data: BeatSet) -> np.ndarray:
+def predict_logits(model: nn.Module, data: BeatSet, bc: contract.BeatContract) -> np.ndarray:
     model.eval()
+    x_all, ctx_all = data.inputs(bc)
     out = []
     with torch.inference_mode():
         for i in range(0, len(data), EVAL_BATCH):
-            x = torch.from_numpy(data.waveforms[i : i + EVAL_BATCH]).unsqueeze(1)
-            out.append(model(x, torch.from_numpy(data.rr[i : i + EVAL_BATCH])).numpy())
+            x = torch.from_numpy(x_all[i : i + EVAL_BATCH])
+            out.append(model(x, torch.from_numpy(ctx_all[i : i + EVAL_BATCH])).numpy())
     return np.concatenate(out) if out else np.zeros((0, len(contract.CLASSES)), np.float32)
+
+
+def absent_inputs(bc: contract.BeatContract) -> tuple[torch.Tensor, torch.Tensor]:
+    """One beat's inputs with every context input absent (channels after the first, features)."""
+    x, ctx = select(bc, *absent_context(np.zeros((1, contract.BEAT_LEN), np.float32)))
+    return torch.from_numpy(x[0, 1:]), torch.from_numpy(ctx[0])
+
+
+def hide_context(
+    x: torch.Tensor, ctx: torch.Tensor, share: float, bc: contract.BeatContract,
+    gen: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Show `share` of the beats as a beat without context is shown: Kaggle rows, first beats."""
+    hide = torch.rand(len(x), generator=gen) < share
+    if not hide.any():
+        return x, ctx
+    absent_x, absent_ctx = absent_inputs(bc)
+    x, ctx = x.clone(), ctx.clone()
+    x[hide, 1:] = absent_x
+    ctx[hide] = absent_ctx
+    return x, ctx
 
 
 def train_epoch(
@@ -238,8 +335,11 @@ def train_epoch(
         order = torch.multinomial(sample_weights, draws, replacement=True, generator=gen)
     else:  # without replacement: an epoch is (a share of) one pass over the data
         order = torch.randperm(len(data), generator=gen)[:draws]
-    x_all, rr_all = torch.from_numpy(data.waveforms), torch.from_numpy(data.rr)
+    bc = args.inputs
+    x_np, ctx_np = data.inputs(bc)
+    x_all, ctx_all = torch.from_numpy(x_np), torch.from_numpy(ctx_np)
     y_all = torch.from_numpy(data.labels)
+    ratio_cols = [i for i, f in enumerate(bc.features) if f in RATIO_FEATURES]
     total, seen = 0.0, 0
     bar = tqdm(
         range(0, len(order), args.batch_size), desc=desc, unit="batch", leave=False,
@@ -247,10 +347,13 @@ def train_epoch(
     )  # fmt: skip
     for start in bar:
         idx = order[start : start + args.batch_size]
-        x, rr, y = x_all[idx], rr_all[idx], y_all[idx]
+        x, ctx, y = x_all[idx], ctx_all[idx], y_all[idx]
         if not args.no_augment:
-            x, rr = augment(x, rr, gen)
-        loss = loss_fn(model(x.unsqueeze(1), rr), y)
+            beat, ctx = augment(x[:, 0], ctx, gen, ratio_cols)
+            x = torch.cat([beat.unsqueeze(1), x[:, 1:]], dim=1)
+        if args.context_dropout:
+            x, ctx = hide_context(x, ctx, args.context_dropout, bc, gen)
+        loss = loss_fn(model(x, ctx), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -276,7 +379,7 @@ def fit(model: CNNBiLSTM, split: Split, args: argparse.Namespace, run_dir: Path)
         train_loss = train_epoch(
             model, split.train, opt, loss_fn, args, sample_weights, gen, f"epoch {epoch}"
         )
-        logits = predict_logits(model, split.val)
+        logits = predict_logits(model, split.val, args.inputs)
         val_loss = float(
             nn.functional.cross_entropy(
                 torch.from_numpy(logits), torch.from_numpy(split.val.labels)
@@ -301,7 +404,10 @@ def fit(model: CNNBiLSTM, split: Split, args: argparse.Namespace, run_dir: Path)
         improved = best is None or row["val_macro_f1"] > best["val_macro_f1"]
         if improved:
             best = dict(row)
-            torch.save(model.checkpoint(epoch=epoch, val=m, config=vars(args)), run_dir / "best.pt")
+            torch.save(
+                model.checkpoint(epoch=epoch, val=m, inputs=args.inputs.to_dict()),
+                run_dir / "best.pt",
+            )
         write_log(history, run_dir)
         log.info(
             "epoch %d  loss %.4f  val loss %.4f  val macro F1 %.4f  (%s)  lr %.1e  %.0f s%s",
@@ -362,7 +468,7 @@ def export_contract(model: nn.Module, split: Split, args: argparse.Namespace, be
         h.update(v.detach().cpu().numpy().tobytes())
     now = datetime.now(timezone.utc)
     return dataclasses.replace(
-        contract.CURRENT,
+        args.inputs,
         model_version=f"cnn-bilstm-{split.name}-{now:%Y%m%d}-{h.hexdigest()[:8]}",
         data_split=split.description,
         data_hash=split.train.fingerprint(),
@@ -373,8 +479,8 @@ def export_contract(model: nn.Module, split: Split, args: argparse.Namespace, be
             "val_macro_f1": f"{best['val_macro_f1']:.4f}",
             "balance": args.balance,
             "augment": str(not args.no_augment),
-            "use_rr": str(not args.no_rr),
             "morph_dropout": str(args.morph_dropout),
+            "context_dropout": str(args.context_dropout),
             "train_beats": json.dumps(split.train.class_counts()),
             "command": "python -m trainer.train " + shlex.join(args.argv),
         },
@@ -405,12 +511,21 @@ def _main(argv: list[str] | None) -> int:
         part = getattr(split, name)
         log.info("%-5s %6d beats %s", name, len(part), part.class_counts())
 
-    model = CNNBiLSTM(use_rr=not args.no_rr, morph_dropout=args.morph_dropout)
+    n_channels, n_context = args.inputs.n_inputs()
+    model = CNNBiLSTM(
+        in_channels=n_channels,
+        n_context=n_context,
+        sequence=args.inputs.sequence,
+        channels=args.conv_channels,
+        morph_dropout=args.morph_dropout,
+    )
+    log.info("inputs: %s", args.inputs.normalisation)
     log.info(
         "model: %d parameters; %d torch threads", model.n_parameters(), torch.get_num_threads()
     )
     config = {
-        "args": {k: v for k, v in vars(args).items() if k != "argv"},
+        "args": {k: v for k, v in vars(args).items() if k not in ("argv", "inputs")},
+        "inputs": args.inputs.to_dict(),
         "command": "python -m trainer.train " + shlex.join(argv),
         "split": split.description,
         "counts": {n: getattr(split, n).class_counts() for n in ("train", "val", "test")},
@@ -433,7 +548,9 @@ def _main(argv: list[str] | None) -> int:
     if args.no_test:
         print("test set not evaluated (--no-test)")
     elif len(split.test):
-        m = metrics.evaluate(split.test.labels, predict_logits(model, split.test).argmax(1))
+        m = metrics.evaluate(
+            split.test.labels, predict_logits(model, split.test, args.inputs).argmax(1)
+        )
         results["test"] = m
         where = {
             "inter": "DS2, detected and matched beats",

@@ -4,7 +4,8 @@ Accepted uploads (at most `MAX_UPLOAD_MB` in total, `MAX_BEATS` beats):
 
 - Kaggle "ECG Heartbeat Categorization" CSV: one beat per row, 187 values in [0, 1] (125 Hz,
   cut as in Kachuee et al. 2018), optionally a 188th label column (0-4 or N/S/V/F/Q). Rows carry
-  no rhythm, so they go to the classifier with `contract.RR_UNAVAILABLE`, as in training.
+  no rhythm and no patient, so they go to the classifier with every context input absent, as
+  the trainer shows some of its beats.
 - A single-lead signal CSV (one column, mV, optional header) with its sampling rate: cut into
   beats by `monitor.beats.extract_beats`, exactly as a bedside stream is.
 - A WFDB record: .hea + .dat, optionally .atr. The lead is chosen as everywhere else
@@ -30,6 +31,7 @@ import numpy as np
 from monitor import contract
 from monitor.beats import extract_beats
 from monitor.errors import InputError
+from monitor.inputs import absent_context, select, stack_beats
 
 MAX_UPLOAD_MB = 20
 MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024
@@ -50,13 +52,24 @@ class BeatSet:
     """Beats ready for the classifier, with whatever the upload said about them."""
 
     source: str
-    waveforms: np.ndarray
-    rr: np.ndarray
+    #: The core's full input catalogue (`monitor.inputs.stack_beats` / `absent_context`):
+    #: channels, context features and earlier beats' features.
+    inputs: tuple[np.ndarray, np.ndarray, np.ndarray]
     #: Seconds from the start of the signal (None for Kaggle rows, which have no time).
     times: np.ndarray | None = None
     #: Reference class per beat (None where unknown), or None when the upload has no labels.
     labels: list[str | None] | None = None
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def waveforms(self) -> np.ndarray:
+        """The Kachuee beats (n, BEAT_LEN)."""
+        return self.inputs[0][:, 0]
+
+    @property
+    def context_available(self) -> np.ndarray:
+        """Whether each beat had rhythm context (False for Kaggle rows)."""
+        return self.inputs[1][:, list(contract.FEATURES).index("rr_available")] > 0
 
 
 @dataclass
@@ -179,8 +192,8 @@ def _kaggle(name: str, rows: list[list[str]], first_line: int) -> BeatSet:
     has_label = len(rows[0]) == contract.BEAT_LEN + 1
     x = _floats(name, [r[: contract.BEAT_LEN] for r in rows], first_line, "beat samples")
     labels = _kaggle_labels(name, [r[-1] for r in rows], first_line) if has_label else None
-    notes = [f"{len(x)} beat rows at {contract.FS:g} Hz; no rhythm context, so RR features are "
-             "'unavailable' for every beat, as for the Kaggle rows in training"]
+    notes = [f"{len(x)} beat rows at {contract.FS:g} Hz; no rhythm or patient context, so every "
+             "context input is 'absent' for every beat, as for beats without context in training"]
     outside = np.any((x < -1e-6) | (x > 1 + 1e-6), axis=1)
     if outside.any():
         lo, hi = x[outside].min(axis=1, keepdims=True), x[outside].max(axis=1, keepdims=True)
@@ -188,8 +201,7 @@ def _kaggle(name: str, rows: list[list[str]], first_line: int) -> BeatSet:
                                where=hi > lo)
         notes.append(f"{int(outside.sum())} rows were not within [0, 1] and were min-max scaled "
                      "as the model's beats are")
-    rr = np.tile(np.asarray(contract.RR_UNAVAILABLE, dtype=np.float32), (len(x), 1))
-    return BeatSet(f"{name}: Kaggle beat rows", x.astype(np.float32), rr, None, labels, notes)
+    return BeatSet(f"{name}: Kaggle beat rows", absent_context(x), None, labels, notes)
 
 
 def _kaggle_labels(name: str, cells: list[str], first_line: int) -> list[str | None]:
@@ -228,8 +240,7 @@ def _signal(name: str, rows: list[list[str]], first_line: int, fs: float | None)
     beats = _cut(name, x, fs)
     return BeatSet(
         f"{name}: single-lead signal, {len(x) / fs:.1f} s at {fs:g} Hz",
-        np.stack([b.waveform for b in beats]),
-        np.stack([b.rr_features() for b in beats]),
+        stack_beats(beats),
         np.array([b.index / fs for b in beats]),
         None,
         ["samples taken as millivolts; beats cut by the live pipeline's detector"],
@@ -275,8 +286,7 @@ def load_wfdb(files: list[Upload]) -> BeatSet:
     return BeatSet(
         f"WFDB record {record}, lead {lead.name}, {len(lead.signal) / lead.fs:.0f} s at "
         f"{lead.fs:g} Hz",
-        np.stack([b.waveform for b in beats]),
-        np.stack([b.rr_features() for b in beats]),
+        stack_beats(beats),
         np.array([b.index / lead.fs for b in beats]),
         labels,
         notes,
@@ -306,7 +316,8 @@ def _reference_labels(atr: Path, beats: list, fs: float) -> tuple[list[str | Non
 
 def analyse(beats: BeatSet, classifier) -> Analysis:
     """Classify every beat; score against the labels where the upload has them."""
-    probs = np.asarray(classifier.predict(beats.waveforms, beats.rr), dtype=np.float64)
+    x, context = select(classifier.contract, *beats.inputs)
+    probs = np.asarray(classifier.predict(x, context), dtype=np.float64)
     classes = tuple(classifier.classes)
     predicted = [classes[k] for k in probs.argmax(axis=1)]
     metrics = None

@@ -1,0 +1,108 @@
+"""Patient context: long-term rhythm and the dominant-beat template, learned causally per bed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from monitor import contract
+from monitor.beats import extract_beats
+from monitor.context import ABSENT, LongTermRR, TemplateBank
+from monitor.records import read_lead
+from tests.synthetic import synthetic_ecg
+
+FS = 250.0
+F = {name: i for i, name in enumerate(contract.FEATURES)}
+
+
+def _beats(r_times: np.ndarray, ventricular=(), seed: int = 0):
+    rng = np.random.default_rng(seed)
+    x = synthetic_ecg(r_times, r_times[-1] + 1.0, rng, fs=FS, ventricular=ventricular)
+    beats = extract_beats(x, FS)
+    # Map each beat back to the synthetic complex it came from.
+    k = [int(np.argmin(np.abs(r_times - b.index / FS))) for b in beats]
+    return beats, np.array(k)
+
+
+def test_long_term_rr_is_the_mean_of_the_trailing_window():
+    lt = LongTermRR(window_s=10.0)
+    for t in np.arange(1.0, 21.0):
+        mean = lt.add(t, 1.0 if t < 15 else 0.5)
+    # The intervals ending in (10, 20]: 11..14 of 1.0 s, 15..20 of 0.5 s.
+    assert mean == pytest.approx((4 * 1.0 + 6 * 0.5) / 10)
+
+
+def test_long_term_baseline_keeps_premature_beats_premature_in_an_ectopic_majority():
+    """Alternating short and long RR (bigeminy-like): the local median follows the short
+    intervals, the long-term mean stays between them, so each short one stays below it."""
+    rr = np.tile([0.5, 1.1], 60)
+    r_times = 1.0 + np.concatenate([[0.0], np.cumsum(rr)])
+    beats, _ = _beats(r_times)
+    late = [b for b in beats if b.index / FS > 30]
+    short = [b for b in late if b.rr_prev < 0.7]
+    assert short
+    for b in short:
+        assert b.context.features[F["rr_prev_long"]] == pytest.approx(0.5 / 0.8, rel=0.05)
+
+
+def test_template_is_learned_then_tells_ventricular_from_normal_beats():
+    r_times = np.arange(1.0, 80.0, 0.8)
+    ventricular = set(range(20, len(r_times), 7))
+    beats, k = _beats(r_times, ventricular)
+    f = np.stack([b.context.features for b in beats])
+    learning = f[:, F["template_available"]] == 0
+    assert learning[: contract.TEMPLATE_LEARN - 1].all()  # absent while learning ...
+    assert not learning[contract.TEMPLATE_LEARN + 2 :].any()  # ... then always there
+    np.testing.assert_array_equal(
+        f[learning][:, F["template_corr"]], ABSENT[F["template_corr"]]
+    )
+    v = np.isin(k, list(ventricular)) & ~learning
+    n = ~np.isin(k, list(ventricular)) & ~learning
+    assert v.sum() >= 8 and n.sum() > 50
+    assert f[n, F["template_corr"]].min() > 0.97
+    assert f[v, F["template_corr"]].max() < 0.9
+    assert f[v, F["width_log2"]].min() > 0.5  # the wide complexes are wider than the template
+    assert f[n, F["residual"]].max() < f[v, F["residual"]].min()
+    # The template channel is the learned dominant beat: the same for neighbouring beats.
+    last = [b.context.template for b in beats[-5:]]
+    assert np.abs(last[0] - last[-1]).max() < 0.05 and np.ptp(last[0]) > 0.5
+
+
+def test_dominant_template_is_the_narrow_beat_in_bigeminy_even_when_a_wide_one_comes_first():
+    r_times = np.arange(1.0, 90.0, 0.75)
+    ventricular = set(range(0, len(r_times), 2))  # every other beat, starting with one
+    beats, k = _beats(r_times, ventricular)
+    late = [(b, i) for b, i in zip(beats, k, strict=True) if b.index / FS > 40]
+    normal = [b.context.features[F["template_corr"]] for b, i in late if i not in ventricular]
+    wide = [b.context.features[F["template_corr"]] for b, i in late if i in ventricular]
+    assert len(normal) > 20 and len(wide) > 20
+    assert min(normal) > 0.97 and max(wide) < 0.9
+
+
+def test_bank_starts_a_template_per_new_shape_and_keeps_at_most_its_slots():
+    bank = TemplateBank()
+    rng = np.random.default_rng(1)
+    n = contract.MORPH_LEN + 2 * contract.ALIGN_SAMPLES
+    for _ in range(3 * contract.TEMPLATE_SLOTS):
+        bank.observe(rng.normal(size=n))  # noise: nothing matches anything
+    assert (bank.count > 0).sum() == contract.TEMPLATE_SLOTS
+    assert not bank.learned  # no shape repeated often enough to be the patient's beat
+
+
+def test_mitbih_232_supraventricular_beats_are_premature_against_the_long_term_rhythm(mitdb_dir):
+    """232: S beats outnumber N beats, so the local median RR follows them (ratio ~1), but the
+    trailing 5-minute mean does not (the issue's figures: median 0.72)."""
+    import wfdb
+
+    from monitor.signal import ec57
+
+    lead = read_lead("232", mitdb_dir)
+    beats = extract_beats(lead.signal, lead.fs)
+    ann = wfdb.rdann(str(mitdb_dir / "232"), "atr")
+    ref = ec57.reference_beats(ann.symbol, ann.sample)
+    m = ec57.match(ref.samples, [b.index for b in beats], lead.fs, exclude=ref)
+    is_s = np.array([contract.aami_class(str(ref.symbols[i])) == "S" for i in m.pairs[:, 0]])
+    f = np.stack([beats[j].context.features for j in m.pairs[:, 1]])
+    assert is_s.sum() > 1000
+    assert np.median(f[is_s, F["rr_prev_ratio"]]) > 0.95
+    assert np.median(f[is_s, F["rr_prev_long"]]) < 0.8

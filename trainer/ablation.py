@@ -1,0 +1,128 @@
+"""Which inputs earn their place: `python -m trainer.ablation` trains each setting with several
+seeds on DS1 and prints the validation table of the model card (mean ± sd over seeds).
+
+Every run is `python -m trainer.train --no-test` with the setting's flags, so the figures are
+those of the real trainer, on the validation patients only: DS2 is never touched here. Runs go
+to `--out/<setting>-s<seed>/`; a run whose metrics are already there is read, not repeated, so
+an interrupted ablation resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from monitor.errors import InputError, run_cli
+
+_TODAY = ["--channels", "beat", "--features", "rr_local", "--context-dropout", "0"]
+_TEMPLATE = ["--features", "rr_local,rr_long,template"]
+#: Each setting adds one thing to the one before it; flags go to trainer.train.
+SETTINGS: dict[str, tuple[str, list[str]]] = {
+    "today": ("today's model (beat, local RR)", _TODAY),
+    "long_rr": ("+ long-term RR", [*_TODAY[:2], "--features", "rr_local,rr_long"]),
+    "template": ("+ template features", ["--channels", "beat", *_TEMPLATE]),
+    "pwave": ("+ P-wave segment (morph channel)", ["--channels", "beat,morph", *_TEMPLATE]),
+    "template_channel": (
+        "+ template channel",
+        ["--channels", "beat,morph,template", *_TEMPLATE],
+    ),
+    "sequence": (
+        "+ beat sequence (2 earlier beats)",
+        ["--channels", "beat,morph,template", *_TEMPLATE, "--sequence", "2"],
+    ),
+}
+#: Validation figures of the table: (column, key in the best epoch's record).
+COLUMNS = (
+    ("macro F1", "val_macro_f1"),
+    ("N Se", "val_se_N"),
+    ("S Se", "val_se_S"),
+    ("S +P", "val_ppv_S"),
+    ("V Se", "val_se_V"),
+    ("V +P", "val_ppv_V"),
+    ("F Se", "val_se_F"),
+    ("F +P", "val_ppv_F"),
+)
+
+
+def run_one(name: str, flags: list[str], seed: int, out: Path, extra: list[str]) -> dict:
+    """The best validation epoch of one training run (trained now, or read back)."""
+    run_dir = out / f"{name}-s{seed}"
+    metrics = run_dir / "metrics.json"
+    log_path = out / f"{name}-s{seed}.log"
+    if not metrics.is_file():
+        if run_dir.exists():  # an interrupted run: start it again
+            for f in run_dir.iterdir():
+                f.unlink()
+        cmd = [
+            sys.executable, "-m", "trainer.train", "--no-test", "--no-progress",
+            "--seed", str(seed), "--out", str(run_dir), *flags, *extra,
+        ]  # fmt: skip
+        out.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "w") as log:
+            done = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, check=False)
+        if done.returncode != 0:
+            raise InputError(f"{' '.join(cmd)} failed; see {log_path}")
+    record = json.loads(metrics.read_text())
+    return {**record["best"], "train_seconds": record["train_seconds"]}
+
+
+def table(results: dict[str, list[dict]]) -> str:
+    """Markdown: one row per setting, mean ± sd over its seeds."""
+    head = ["setting", "seeds", *(c for c, _ in COLUMNS), "best epoch", "minutes"]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for name, runs in results.items():
+        cells = [SETTINGS[name][0], str(len(runs))]
+        for _, key in COLUMNS:
+            v = np.array([r[key] for r in runs if r.get(key) is not None], dtype=float)
+            cells.append(f"{100 * v.mean():.1f} ± {100 * v.std(ddof=1):.1f}" if len(v) > 1
+                         else (f"{100 * v[0]:.1f}" if len(v) else "–"))
+        cells.append(" ".join(str(r["epoch"]) for r in runs))
+        cells.append(f"{np.mean([r['train_seconds'] for r in runs]) / 60:.1f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _main(argv: list[str] | None) -> int:
+    p = argparse.ArgumentParser(prog="python -m trainer.ablation", description=__doc__)
+    p.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=list(SETTINGS))
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--jobs", type=int, default=2, help="runs at a time (one torch thread each)")
+    p.add_argument("--out", default="runs/ablation", help="where the runs go")
+    args, extra = p.parse_known_args(argv)
+    if args.jobs < 1:
+        raise InputError(f"--jobs must be at least 1, got {args.jobs}")
+    out = Path(args.out)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    jobs = [(n, s) for n in args.settings for s in args.seeds]
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        futures = {
+            job: pool.submit(run_one, job[0], SETTINGS[job[0]][1], job[1], out,
+                             ["--threads", "1", *extra])
+            for job in jobs
+        }  # fmt: skip
+        results: dict[str, list[dict]] = {n: [] for n in args.settings}
+        for (name, seed), fut in futures.items():
+            results[name].append(fut.result())
+            print(f"{name} seed {seed} done ({(time.perf_counter() - t0) / 60:.0f} min)",
+                  file=sys.stderr, flush=True)
+    text = table(results)
+    (out / "table.md").write_text(text + "\n")
+    print(text)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(_main, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
