@@ -301,12 +301,14 @@ async def publish_stats() -> None:
         latency_edges_ms=list(LATENCY_EDGES_MS),
         latency_counts=list(w.latency_counts),
         rss_mb=round(psutil.Process().memory_info().rss / 2**20, 1),
+        beds_evicted=w.evicted,
     )
     await stats_topic.send(key=_runtime.worker_id, value=stats)
     dead = ", ".join(f"{k} {n}" for k, n in sorted(w.deadletters.items())) or "none"
     p50, p99 = w.latency_percentile(0.5), w.latency_percentile(0.99)
     log.info(
-        "%d beds, %d chunks, %d beats in %d rounds; dead letters: %s; latency p50 %s p99 %s ms",
-        stats.beds, stats.chunks, stats.beats, stats.rounds, dead,
+        "%d beds (%d evicted), %d chunks, %d beats in %d rounds; dead letters: %s; "
+        "latency p50 %s p99 %s ms",
+        stats.beds, stats.beds_evicted, stats.chunks, stats.beats, stats.rounds, dead,
         "-" if p50 is None else f"{p50:.0f}", "-" if p99 is None else f"{p99:.0f}",
     )

@@ -105,7 +105,9 @@ class DeadLetter(_Message):
 
     #: "<category>: <details>"; the category (e.g. "gap", "malformed_json") is stable for counting.
     reason: str
-    #: The original value, decoded as UTF-8 with errors="replace".
+    #: The original value, decoded as UTF-8 with errors="replace"; its first
+    #: `monitor.ward.DEAD_PAYLOAD_BYTES` bytes only (then ending in a note of how much was cut),
+    #: so that a dead letter always fits the topic whatever arrived.
     payload: str
     source_topic: str
     partition: int
@@ -151,3 +153,5 @@ class WorkerStats(_Message):
     latency_edges_ms: list[float]
     latency_counts: list[int]
     rss_mb: float
+    #: Beds dropped after `monitor.ward.EVICT_IDLE_S` of silence to make room for new ones.
+    beds_evicted: int = 0

@@ -16,6 +16,7 @@ import numpy as np
 
 from monitor import contract
 from monitor.errors import InputError
+from monitor.signal.resample import rational_ratio
 
 ENV_MITDB = "ECG_MITDB_DIR"
 #: PhysioNet databases the tools read: slug -> (name shown to people, command-line flag).
@@ -63,6 +64,29 @@ def choose_lead(sig_names: list[str]) -> int:
     return 0
 
 
+#: Longest record read, in hours of signal: a day-long Holter fits, a forged header does not.
+MAX_RECORD_HOURS = 48.0
+#: Samples a data file can hold per byte at most (compressed WFDB formats included).
+_MAX_SAMPLES_PER_BYTE = 16
+
+
+def _check_length(record: str, data_dir: Path, hdr, fs: float) -> None:
+    """Refuse a header whose length the data cannot hold, before wfdb allocates for it."""
+    n = int(hdr.sig_len or 0)
+    if n > MAX_RECORD_HOURS * 3600 * fs:
+        raise InputError(
+            f"record {record!r}: the header says {n} samples ({n / fs / 3600:.0f} h at "
+            f"{fs:g} Hz); the limit is {MAX_RECORD_HOURS:g} h"
+        )
+    files = {data_dir / f for f in (hdr.file_name or []) if f}
+    size = sum(f.stat().st_size for f in files if f.is_file())
+    if files and n * int(hdr.n_sig or 1) > _MAX_SAMPLES_PER_BYTE * size:
+        raise InputError(
+            f"record {record!r}: the header says {n} samples per signal but its data files "
+            f"hold {size} bytes; the header does not match the data"
+        )
+
+
 def read_lead(record: str, data_dir: str | Path) -> Lead:
     """Read the chosen lead of `record` (a name inside `data_dir`) as mV at its own rate."""
     import wfdb
@@ -85,6 +109,11 @@ def read_lead(record: str, data_dir: str | Path) -> Lead:
             f"record {record!r} is sampled at {fs:g} Hz; the beat detector needs at least "
             f"{contract.MIN_SOURCE_FS:g} Hz"
         )
+    try:
+        rational_ratio(fs, contract.FS)
+    except ValueError as exc:
+        raise InputError(f"record {record!r}: {exc}") from None
+    _check_length(record, data_dir, hdr, fs)
     try:
         rec = wfdb.rdrecord(str(data_dir / record), channels=[channel], physical=True)
     except Exception as exc:

@@ -1,10 +1,10 @@
 """Checking a raw `ecg.samples` message before anything in the worker trusts it.
 
 Everything a bedside feed can get wrong on its own (bytes that are not JSON, missing or mistyped
-fields, NaN, an impossible sampling rate, an empty or oversized chunk, a key that does not name
-the bed) is caught here, without any per-bed state, and reported as a `Rejected` whose category
-is stable for counting. Continuity between chunks (duplicates, gaps, rate changes) needs the
-bed's history and is judged in `monitor.bed`.
+fields, NaN, an impossible sampling rate, an empty or oversized chunk or message, an id that is
+too long or not text, a key that does not name the bed) is caught here, without any per-bed
+state, and reported as a `Rejected` whose category is stable for counting. Continuity between
+chunks (duplicates, gaps, rate changes) needs the bed's history and is judged in `monitor.bed`.
 """
 
 from __future__ import annotations
@@ -16,9 +16,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from monitor import contract
+from monitor.signal.resample import rational_ratio
 
 #: Highest sampling rate accepted: beyond any ECG front end, so a larger value is a unit error.
 MAX_FS = 10_000.0
+#: Largest message accepted, in bytes (Kafka's default message limit): bounds parsing memory.
+MAX_MESSAGE_BYTES = 1_000_000
+#: Longest bed or record id, in characters; ids are printable text.
+MAX_ID_CHARS = 64
+#: Largest start_index: exact in a float64, and over 800 years at 360 Hz.
+MAX_INDEX = 2**53
 #: Longest chunk accepted, in seconds of signal: bounds the memory one message can take.
 MAX_CHUNK_S = 60.0
 #: Largest plausible surface-ECG magnitude in mV; saturated leads sit far below it, so a larger
@@ -73,23 +80,45 @@ def _field(msg: dict, name: str, kinds: tuple[type, ...], what: str) -> object:
     return value
 
 
+def _number(msg: dict, name: str) -> float:
+    """A JSON number field as a float; an integer too large for a float is out of range."""
+    value = _field(msg, name, (int, float), "a number")
+    if isinstance(value, int) and abs(value) > 2**63:
+        raise Rejected("bad_field", f"{name!r} is an integer of {len(str(abs(value)))} digits")
+    return float(value)
+
+
+def _identifier(msg: dict, name: str) -> str:
+    value = _field(msg, name, (str,), "a string")
+    if len(value) > MAX_ID_CHARS:
+        raise Rejected("bad_field", f"{name!r} is {len(value)} characters; the limit is "
+                       f"{MAX_ID_CHARS}")  # fmt: skip
+    if not value.isprintable() or any(0xD800 <= ord(c) <= 0xDFFF for c in value):
+        raise Rejected("bad_field", f"{name!r} holds control or unpaired surrogate characters")
+    return value
+
+
 def parse_chunk(value: bytes | None, key: bytes | None) -> Chunk:
     """Decode and check one `ecg.samples` message; raise `Rejected` saying what is wrong."""
     if not value:
         raise Rejected("malformed_json", "empty message value")
+    if len(value) > MAX_MESSAGE_BYTES:
+        raise Rejected("too_large", f"{len(value)} bytes; the limit is {MAX_MESSAGE_BYTES}")
     try:
         msg = json.loads(value)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise Rejected("malformed_json", f"not JSON ({exc})") from None
+    except RecursionError:
+        raise Rejected("malformed_json", "JSON nested too deeply") from None
+    except ValueError as exc:  # bad UTF-8, bad JSON, an integer of over 4300 digits
+        raise Rejected("malformed_json", f"not JSON ({str(exc)[:200]})") from None
     if not isinstance(msg, dict):
         raise Rejected("malformed_json", f"expected a JSON object, got {type(msg).__name__}")
 
-    bed = _field(msg, "bed", (str,), "a string")
-    record = _field(msg, "record", (str,), "a string")
-    fs = float(_field(msg, "fs", (int, float), "a number"))
+    bed = _identifier(msg, "bed")
+    record = _identifier(msg, "record")
+    fs = _number(msg, "fs")
     units = _field(msg, "units", (str,), "a string")
     start_index = _field(msg, "start_index", (int,), "an integer")
-    start_time = float(_field(msg, "start_time", (int, float), "a number"))
+    start_time = _number(msg, "start_time")
     samples = _field(msg, "samples", (list,), "a list of numbers")
 
     if not bed.strip():
@@ -105,10 +134,14 @@ def parse_chunk(value: bytes | None, key: bytes | None) -> Chunk:
         raise Rejected(
             "bad_fs", f"fs={fs!r} Hz is outside {contract.MIN_SOURCE_FS:g}..{MAX_FS:g} Hz"
         )
+    try:
+        rational_ratio(fs, contract.FS)
+    except ValueError as exc:
+        raise Rejected("bad_fs", str(exc)) from None
     if units not in UNITS_TO_MV:
         raise Rejected("bad_field", f"units {units!r} not one of {sorted(UNITS_TO_MV)}")
-    if start_index < 0:
-        raise Rejected("bad_field", f"start_index must be >= 0, got {start_index}")
+    if not 0 <= start_index <= MAX_INDEX:
+        raise Rejected("bad_field", f"start_index must be in 0..2**53, got {str(start_index)[:40]}")
     if not MIN_EPOCH <= start_time <= MAX_EPOCH:  # also rejects NaN and inf
         raise Rejected("bad_field", f"start_time={start_time!r} is not epoch seconds")
     if not samples:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -24,6 +25,7 @@ import numpy as np
 
 from monitor.alarms import AlarmEvent, AlarmSettings
 from monitor.bed import BedPipeline, PendingBeat
+from monitor.contract import BeatContract
 from monitor.inputs import beat_inputs
 from monitor.messages import (
     SAMPLES,
@@ -40,6 +42,16 @@ log = logging.getLogger(__name__)
 #: A bed silent this long (wall seconds) is dropped from memory: its no-data alarm has long
 #: been raised, and a ward that admits and discharges patients must not grow without bound.
 FORGET_AFTER_S = 3600.0
+#: Beds one worker keeps. A new bed beyond it takes the place of the bed silent the longest when
+#: that one has sent nothing for `EVICT_IDLE_S`; otherwise its chunks are dead-lettered
+#: ("bed_limit"), so a flood of made-up bed ids can neither grow the worker without bound nor
+#: push out a bed that is still sending.
+MAX_BEDS = 1024
+EVICT_IDLE_S = 60.0
+#: Bytes of an unusable message kept in its dead letter, and characters of its reason: a dead
+#: letter stays far below any broker's message limit whatever arrived.
+DEAD_PAYLOAD_BYTES = 16_384
+DEAD_REASON_CHARS = 1_000
 
 #: Upper edges (ms) of the processing-latency histogram: 5 ms steps to 1 s, then 50 ms to 10 s.
 LATENCY_EDGES_MS: tuple[float, ...] = tuple(
@@ -63,8 +75,10 @@ class Classifier(Protocol):
 
     classes: Sequence[str]
     version: str
+    #: Names the inputs the model reads (`monitor.inputs` builds them from the beats).
+    contract: BeatContract
 
-    def predict(self, waveforms: np.ndarray, rr: np.ndarray) -> np.ndarray: ...
+    def predict(self, x: np.ndarray, context: np.ndarray) -> np.ndarray: ...
 
 
 class Ward:
@@ -95,6 +109,7 @@ class Ward:
         self.rounds = 0
         self.forwards = 0
         self.deadletters: Counter[str] = Counter()
+        self.evicted = 0
         self.latency_counts = [0] * (len(LATENCY_EDGES_MS) + 1)
 
     # --- a round ----------------------------------------------------------------------------
@@ -107,7 +122,17 @@ class Ward:
             chunk = parse_chunk(value, key)
         except Rejected as exc:
             return self._dead(exc, value, source, wall_time, bed=None)
+        except Exception as exc:  # a parser bug must cost this message only, never the round
+            log.exception("unparseable message at offset %s", source.offset)
+            problem = Rejected("malformed", f"{type(exc).__name__}: {exc}")
+            return self._dead(problem, value, source, wall_time, bed=None)
         bed = self.beds.get(chunk.bed)
+        if bed is None and len(self.beds) >= MAX_BEDS and not self._evict_one(wall_time):
+            problem = Rejected(
+                "bed_limit", f"{MAX_BEDS} beds are active on this worker; bed {chunk.bed!r} "
+                f"waits until one has been silent for {EVICT_IDLE_S:g} s"
+            )  # fmt: skip
+            return self._dead(problem, value, source, wall_time, bed=None)
         try:
             if bed is None:
                 saved = self._restore(chunk.bed)
@@ -132,6 +157,18 @@ class Ward:
         if verdict.rejected is not None:
             return self._dead(verdict.rejected, value, source, wall_time, bed=bed)
         return None
+
+    def _evict_one(self, now: float) -> bool:
+        """Drop the bed silent the longest if it has been silent for EVICT_IDLE_S."""
+        name, bed = min(self.beds.items(), key=lambda item: item[1].last_wall or -math.inf)
+        if bed.last_wall is not None and now - bed.last_wall < EVICT_IDLE_S:
+            return False
+        log.warning("bed %s: evicted after %.0f s of silence to make room for a new bed", name,
+                    now - (bed.last_wall or now))  # fmt: skip
+        del self.beds[name]
+        self._touched.pop(name, None)
+        self.evicted += 1
+        return True
 
     def take_pending(self) -> list[PendingBeat]:
         """The round's beats, in arrival order; the ward forgets them."""
@@ -258,8 +295,8 @@ class Ward:
             bed.counters.deadletters += 1
             bed.dirty = True
         return DeadLetter(
-            reason=str(problem),
-            payload=(value or b"").decode("utf-8", errors="replace"),
+            reason=_cut(str(problem), DEAD_REASON_CHARS),
+            payload=_payload(value or b""),
             source_topic=source.topic or SAMPLES,
             partition=source.partition,
             offset=source.offset,
@@ -270,6 +307,21 @@ class Ward:
         # bisect_left is np.searchsorted's default side, without turning the tuple into an
         # array at every beat.
         self.latency_counts[bisect.bisect_left(LATENCY_EDGES_MS, seconds * 1000.0)] += 1
+
+
+def _cut(text: str, limit: int) -> str:
+    """`text` up to `limit` characters, saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... [{len(text) - limit} more characters cut]"
+
+
+def _payload(value: bytes) -> str:
+    """The first DEAD_PAYLOAD_BYTES of a message as text, saying how much was left out."""
+    text = value[:DEAD_PAYLOAD_BYTES].decode("utf-8", errors="replace")
+    if len(value) <= DEAD_PAYLOAD_BYTES:
+        return text
+    return f"{text}... [{len(value)} bytes in all, {len(value) - DEAD_PAYLOAD_BYTES} cut]"
 
 
 def _copy(counters: BedCounters) -> BedCounters:

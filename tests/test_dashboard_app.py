@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from monitor.dashboard.__main__ import main
-from monitor.dashboard.app import create_app
+from monitor.dashboard.app import MAX_REQUEST_BYTES, create_app
 from monitor.dashboard.central import SWEEP_ROUTE
 from monitor.dashboard.store import Ward
 from monitor.errors import InputError
@@ -19,6 +19,14 @@ def ward() -> Ward:
     x = np.sin(np.arange(720) / 20.0)
     ward.ingest("ecg.samples", Chunk("bed-01", "100", 360.0, 0, 1_700_000_000.0, x))
     return ward
+
+
+def test_an_oversized_request_is_refused_before_it_is_read(ward) -> None:
+    """The 20 MB upload limit is checked in the browser; the server must not decode 100 MiB."""
+    client = create_app(ward).server.test_client()
+    big = b"x" * (MAX_REQUEST_BYTES + 1)
+    reply = client.post("/_dash-update-component", data=big, content_type="application/json")
+    assert reply.status_code == 413
 
 
 def test_sweep_endpoint_sends_samples_after_the_cursor(ward) -> None:

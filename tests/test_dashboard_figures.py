@@ -155,7 +155,7 @@ def test_alarm_count_by_priority() -> None:
 
 def test_banner_and_audio_button_texts() -> None:
     down = {"connected": False, "since": 0.0, "error": "refused", "bootstrap": "h:1",
-            "rejected": 0, "last_rejection": ""}
+            "rejected": 0, "last_rejection": "", "evicted": 0}
     text, cls = shell.banner(down)
     assert cls == "banner" and "h:1" in text and "reconnecting" in text
     assert shell.banner({**down, "connected": True}) == ("", "banner hidden")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from monitor.dashboard import app as shell
 from monitor.dashboard import store as st
 from monitor.dashboard.parse import (
     PARSERS,
@@ -128,6 +129,24 @@ def test_beds_sort_naturally_and_are_capped(monkeypatch) -> None:
         ward.ingest("ecg.samples", samples(bed, 0, 10), 0.0)
     assert ward.beds() == ["bed-1", "bed-2", "bed-10"]
     assert ward.feed_status()["rejected"] == 1
+
+
+def test_a_full_ward_makes_room_only_by_dropping_a_silent_bed(monkeypatch) -> None:
+    """Made-up bed ids cannot lock real beds out for good, nor push out beds still sending."""
+    monkeypatch.setattr(st, "MAX_BEDS", 3)
+    ward = Ward()
+    for bed in ("fake-1", "fake-2", "fake-3"):
+        ward.ingest("ecg.beats", beat(bed, 400), 0.0)  # never a sample: silent from the start
+    ward.ingest("ecg.samples", samples("bed-1", 0, 10), 1.0)
+    assert "bed-1" in ward.beds() and ward.feed_status()["evicted"] == 1
+    for bed in ("bed-2", "bed-3"):
+        ward.ingest("ecg.samples", samples(bed, 0, 10), 2.0)
+    assert ward.beds() == ["bed-1", "bed-2", "bed-3"]
+    ward.ingest("ecg.samples", samples("bed-4", 0, 10), 2.0 + st.EVICT_IDLE_S / 2)
+    assert "bed-4" not in ward.beds() and ward.feed_status()["rejected"] == 1
+    ward.ingest("ecg.samples", samples("bed-4", 0, 10), 1.0 + st.EVICT_IDLE_S + 0.1)
+    assert ward.beds() == ["bed-2", "bed-3", "bed-4"]  # bed-1 was silent the longest
+    assert shell.feed_state(ward.feed_status())[0].endswith("4 silent beds dropped for new ones")
 
 
 # -- beats, reference, shapes ----------------------------------------------------------------

@@ -57,6 +57,24 @@ def test_bad_records_give_one_clear_error(tmp_path: Path) -> None:
         read_lead("flat", tmp_path)
 
 
+def test_forged_headers_are_refused_before_anything_is_allocated(tmp_path: Path) -> None:
+    """A header may claim any length or rate; wfdb would allocate for it (931 GiB seen)."""
+    t = np.arange(2000) / 250.0
+    _write(tmp_path, "ok", np.sin(2 * t)[:, None], 250.0, ["II"])
+    header = (tmp_path / "ok.hea").read_text()
+    first, *rest = header.splitlines()
+    _, n_sig, fs, n = first.split()[:4]
+    for record, line, message in (
+        ("long", f"long {n_sig} {fs} {10**12}", "the limit is 48 h"),
+        ("short", f"short {n_sig} {fs} {10**7}", "the header does not match the data"),
+        ("odd", f"odd {n_sig} 1000.001 {n}", "not supported"),
+    ):
+        (tmp_path / f"{record}.hea").write_text("\n".join([line, *rest]) + "\n")
+        with pytest.raises(InputError, match=message):
+            read_lead(record, tmp_path)
+    assert len(read_lead("ok", tmp_path).signal) == 2000
+
+
 def test_missing_data_dir_is_named(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="does not exist"):
         resolve_mitdb(tmp_path / "absent")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from monitor.messages import SampleChunk
-from monitor.validate import MAX_ABS_MV, Rejected, parse_chunk
+from monitor.validate import MAX_ABS_MV, MAX_MESSAGE_BYTES, Rejected, parse_chunk
 
 GOOD = {
     "bed": "bed-01",
@@ -67,7 +67,7 @@ def test_microvolts_are_converted_to_millivolts():
         (_raw(fs="360"), b"bed-01", "bad_field", "'fs' must be a number"),
         (_raw(fs=True), b"bed-01", "bad_field", "'fs' must be a number"),
         (_raw(start_index=1.5), b"bed-01", "bad_field", "'start_index' must be an integer"),
-        (_raw(start_index=-1), b"bed-01", "bad_field", "start_index must be >= 0"),
+        (_raw(start_index=-1), b"bed-01", "bad_field", "start_index must be in 0..2**53"),
         (_raw(start_time=12.0), b"bed-01", "bad_field", "epoch seconds"),
         (_raw(units="mmHg"), b"bed-01", "bad_field", "units"),
         (_raw(samples="0.1,0.2"), b"bed-01", "bad_field", "list of numbers"),
@@ -83,6 +83,19 @@ def test_microvolts_are_converted_to_millivolts():
         (_raw(samples=[0.0, 10**400]), b"bed-01", "out_of_range", "float range"),
         (_raw(), b"bed-02", "key_mismatch", "key 'bed-02', not bed 'bed-01'"),
         (_raw(), None, "key_mismatch", "no key"),
+        # hostile input: each of these once raised out of the parser or cost gigabytes
+        (b"[" * 100_000 + b"]" * 100_000, b"bed-01", "malformed_json", "nested too deeply"),
+        (b'{"bed": ' + b"9" * 5000 + b"}", b"bed-01", "malformed_json", "not JSON"),
+        (_raw(fs=10**400), b"bed-01", "bad_field", "'fs' is an integer of 401 digits"),
+        (_raw(start_time=10**400), b"bed-01", "bad_field", "'start_time' is an integer"),
+        (_raw(start_index=2**63), b"bed-01", "bad_field", "start_index must be in 0..2**53"),
+        (_raw(fs=1000.001), b"bed-01", "bad_fs", "ratio 125000/1000001"),
+        (_raw(fs=9999.999), b"bed-01", "bad_fs", "not supported"),
+        (_raw(bed="b" * 65), b"b" * 65, "bad_field", "'bed' is 65 characters"),
+        (_raw(bed="bed\ud800"), b"bed-01", "bad_field", "unpaired surrogate"),
+        (_raw(bed="bed\n01"), b"bed-01", "bad_field", "control"),
+        (_raw(record="r" * 1_000), b"bed-01", "bad_field", "'record' is 1000 characters"),
+        (b" " * (MAX_MESSAGE_BYTES + 1), b"bed-01", "too_large", "the limit is"),
     ],
 )
 def test_each_defect_is_rejected_with_its_category(value, key, category, words):

@@ -410,13 +410,15 @@ def fit(model: CNNBiLSTM, split: Split, args: argparse.Namespace, run_dir: Path)
             )
         write_log(history, run_dir)
         log.info(
-            "epoch %d  loss %.4f  val loss %.4f  val macro F1 %.4f  (%s)  lr %.1e  %.0f s%s",
-            epoch, train_loss, val_loss, row["val_macro_f1"],
+            "epoch %d/%d  loss %.4f  val loss %.4f  val macro F1 %.4f  (%s)  lr %.1e  %.0f s%s"
+            "  %s",
+            epoch, args.epochs, train_loss, val_loss, row["val_macro_f1"],
             " ".join(
                 f"{c} {row[f'val_f1_{c}']:.2f}"
                 for c in contract.CLASSES if row[f"val_f1_{c}"] is not None
             ),
             lr, row["seconds"], "  *best" if improved else "",
+            eta(history, args.epochs, args.patience, best["epoch"]),
         )  # fmt: skip
         sched.step(row["val_macro_f1"])
         if epoch - best["epoch"] >= args.patience:
@@ -424,6 +426,17 @@ def fit(model: CNNBiLSTM, split: Split, args: argparse.Namespace, run_dir: Path)
             break
     plot_curves(history, run_dir / "curves.png")
     return best
+
+
+def eta(history: list[dict], epochs: int, patience: int, best_epoch: int) -> str:
+    """The most time left: the epochs to go at the mean epoch time so far (early stopping ends
+    sooner when no better epoch comes within `patience`)."""
+    done = len(history)
+    left = min(epochs, best_epoch + patience) - done
+    if left <= 0:
+        return "done"
+    mean = sum(h["seconds"] for h in history) / done
+    return f"ETA at most {left * mean / 60:.1f} min ({left} epochs)"
 
 
 def write_log(history: list[dict], run_dir: Path) -> None:

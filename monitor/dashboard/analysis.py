@@ -32,6 +32,7 @@ from monitor import contract
 from monitor.beats import extract_beats
 from monitor.errors import InputError
 from monitor.inputs import absent_context, select, stack_beats
+from monitor.validate import MAX_FS
 
 MAX_UPLOAD_MB = 20
 MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024
@@ -234,6 +235,8 @@ def _signal(name: str, rows: list[list[str]], first_line: int, fs: float | None)
             f"sampling rate {fs:g} Hz is too low: the beat detector needs at least "
             f"{contract.MIN_SOURCE_FS:g} Hz"
         )
+    if fs > MAX_FS:
+        raise InputError(f"sampling rate {fs:g} Hz is above {MAX_FS:g} Hz: check the unit")
     x = _floats(name, rows, first_line, "signal samples, mV")[:, 0]
     if np.ptp(x) == 0:
         raise InputError(f"{name}: the signal is a flat line")

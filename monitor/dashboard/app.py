@@ -14,7 +14,7 @@ from urllib.parse import quote, unquote
 
 from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
 
-from monitor.dashboard import central, detail, history, offline_page
+from monitor.dashboard import analysis, central, detail, history, offline_page
 from monitor.dashboard.present import alarm_text, clock, duration
 from monitor.dashboard.store import Ward
 
@@ -106,6 +106,8 @@ def feed_state(status: dict) -> tuple[str, str]:
     text = "FEED OK" if status["connected"] else "FEED DOWN"
     if status["rejected"]:
         text += f" · {status['rejected']} bad messages ignored"
+    if status["evicted"]:
+        text += f" · {status['evicted']} silent beds dropped for new ones"
     return text, status["last_rejection"]
 
 
@@ -123,6 +125,10 @@ def page_for(path: str | None, ward: Ward, app: Dash) -> object:
         html.H2("No such page"), dcc.Link("Back to the central view", href="/")])
 
 
+#: Largest HTTP request body: a maximal upload (base64 is 4/3 of the file) plus the callback.
+MAX_REQUEST_BYTES = analysis.MAX_UPLOAD_BYTES * 4 // 3 + 1024 * 1024
+
+
 def create_app(
     ward: Ward,
     load_classifier: Callable[[], object] | None = None,
@@ -130,6 +136,9 @@ def create_app(
     """The dashboard app over `ward`; `load_classifier()` is called once, on first analysis."""
     app = Dash(__name__, title=TITLE, assets_folder=str(ASSETS), update_title=None,
                suppress_callback_exceptions=True)
+    # An upload travels base64-encoded inside a JSON callback request; anything much larger than
+    # the page's own limit is refused by Flask before it is read into memory.
+    app.server.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     app.layout = shell()
 
     @app.callback(Output("page", "children"), Input("url", "pathname"))

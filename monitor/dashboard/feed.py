@@ -158,8 +158,11 @@ class KafkaFeed:
         try:
             self.ward.ingest(topic, parse(record.value, record.key), arrived)
             self.messages += 1
-        except ValueError as exc:  # malformed, or unusable (e.g. a rate the resampler refuses)
-            self.ward.reject(topic, str(exc))
+        except Exception as exc:  # malformed or unusable: this message only, never the feed
+            # A parser raises ValueError for what it checks; anything else (a RecursionError,
+            # an OverflowError, a bug) must not pass for a broker outage and re-read the topic.
+            reason = str(exc)[:500] if isinstance(exc, ValueError) else f"{exc!r}"[:500]
+            self.ward.reject(topic, reason)
             if arrived - self._warned_at > WARN_EVERY_S:  # the page shows the running count
                 self._warned_at = arrived
                 log.warning("refused a %s message: %s (%s refused so far)", topic, exc,

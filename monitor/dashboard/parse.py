@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from monitor import contract
-from monitor.validate import parse_chunk
+from monitor.validate import MAX_ID_CHARS, MAX_INDEX, MAX_MESSAGE_BYTES, parse_chunk
 
 PRIORITIES: tuple[str, ...] = ("technical", "medium", "high")
 #: Rank of an alarm priority: higher is more urgent.
@@ -80,15 +80,29 @@ def _field(d: dict, name: str, kind: type | tuple[type, ...]) -> object:
     return value
 
 
-def _text(d: dict, name: str) -> str:
+def _text(d: dict, name: str, limit: int = MAX_ID_CHARS) -> str:
     value = _field(d, name, str)
     if not value:
         raise ValueError(f"field {name!r} is empty")
+    if len(value) > limit or not value.isprintable():  # type: ignore[arg-type]
+        raise ValueError(f"field {name!r} is over {limit} characters or not printable text")
     return value  # type: ignore[return-value]
 
 
+def _optional_text(d: dict, name: str, limit: int = MAX_ID_CHARS) -> str:
+    """A text field that may be absent or empty (then "")."""
+    return _text(d, name, limit) if d.get(name) not in (None, "") else ""
+
+
+def _float(value: object, name: str) -> float:
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except OverflowError:  # a JSON integer beyond the float range
+        raise ValueError(f"field {name!r} is an integer beyond the float range") from None
+
+
 def _number(d: dict, name: str, lo: float = -math.inf, hi: float = math.inf) -> float:
-    value = float(_field(d, name, (int, float)))  # type: ignore[arg-type]
+    value = _float(_field(d, name, (int, float)), name)
     if not math.isfinite(value) or not lo <= value <= hi:
         raise ValueError(f"field {name!r} = {value!r} is outside [{lo:g}, {hi:g}]")
     return value
@@ -96,8 +110,8 @@ def _number(d: dict, name: str, lo: float = -math.inf, hi: float = math.inf) -> 
 
 def _integer(d: dict, name: str, lo: int = 0) -> int:
     value = _field(d, name, int)
-    if value < lo:  # type: ignore[operator]
-        raise ValueError(f"field {name!r} = {value!r} is below {lo}")
+    if not lo <= value <= MAX_INDEX:  # type: ignore[operator]
+        raise ValueError(f"field {name!r} = {str(value)[:40]} is outside [{lo}, 2**53]")
     return value  # type: ignore[return-value]
 
 
@@ -113,8 +127,11 @@ def _class_map(d: dict, name: str, kind: type) -> dict:
     out = {}
     for c in contract.CLASSES:
         v = value.get(c, 0)  # type: ignore[union-attr]
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-            raise ValueError(f"field {name!r}[{c!r}] = {v!r} is not a non-negative number")
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ValueError(f"field {name!r}[{c!r}] is a {type(v).__name__}, not a number")
+        f = _float(v, name)
+        if not math.isfinite(f) or f < 0 or f > MAX_INDEX:
+            raise ValueError(f"field {name!r}[{c!r}] = {f!r} is not a plausible count or share")
         out[c] = kind(v)
     return out
 
@@ -123,10 +140,14 @@ def decode(raw: bytes | None) -> dict:
     """JSON object of a Kafka value; ValueError for anything else."""
     if raw is None:
         raise ValueError("empty message value (tombstone)")
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise ValueError(f"{len(raw)} bytes; the limit is {MAX_MESSAGE_BYTES}")
     try:
         obj = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"not JSON: {exc}") from exc
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+    except ValueError as exc:  # bad UTF-8, bad JSON, an integer of over 4300 digits
+        raise ValueError(f"not JSON: {str(exc)[:200]}") from None
     if not isinstance(obj, dict):
         raise ValueError(f"JSON value is a {type(obj).__name__}, not an object")
     return obj
@@ -136,7 +157,7 @@ def parse_beat(d: dict) -> BeatMsg:
     probs = _class_map(d, "probs", float)
     return BeatMsg(
         bed=_text(d, "bed"),
-        record=str(d.get("record", "")),
+        record=_optional_text(d, "record"),
         index=_integer(d, "index"),
         fs=_number(d, "fs", 1.0),
         time=_number(d, "time", 0.0),
@@ -144,7 +165,7 @@ def parse_beat(d: dict) -> BeatMsg:
         probs=probs,
         rr=_number(d, "rr", 0.0, 60.0),
         hr=_number(d, "hr", 0.0, 1000.0),
-        model_version=str(d.get("model_version", "")),
+        model_version=_optional_text(d, "model_version", 200),
     )
 
 
@@ -157,14 +178,14 @@ def parse_alert(d: dict) -> AlertMsg:
         raise ValueError(f"field 'state' = {state!r} is not 'start' or 'end'")
     return AlertMsg(
         bed=_text(d, "bed"),
-        record=str(d.get("record", "")),
+        record=_optional_text(d, "record"),
         alarm_id=_text(d, "alarm_id"),
         kind=_text(d, "kind"),
         priority=priority,
         state=state,
         time=_number(d, "time", 0.0),
-        index=int(d.get("index", 0)) if isinstance(d.get("index", 0), int) else 0,
-        message=str(d.get("message", "")),
+        index=_integer(d, "index") if "index" in d else 0,
+        message=_optional_text(d, "message", 500),
     )
 
 
@@ -172,7 +193,7 @@ def parse_vitals(d: dict) -> VitalsMsg:
     hr = d.get("hr")
     return VitalsMsg(
         bed=_text(d, "bed"),
-        record=str(d.get("record", "")),
+        record=_optional_text(d, "record"),
         time=_number(d, "time", 0.0),
         hr=None if hr is None else _number(d, "hr", 0.0, 1000.0),
         counts=_class_map(d, "counts", int),
@@ -185,11 +206,11 @@ def parse_vitals(d: dict) -> VitalsMsg:
 def parse_reference(d: dict) -> ReferenceMsg:
     return ReferenceMsg(
         bed=_text(d, "bed"),
-        record=str(d.get("record", "")),
+        record=_optional_text(d, "record"),
         index=_integer(d, "index"),
         time=_number(d, "time", 0.0),
         symbol=_text(d, "symbol"),
-        label=str(d.get("label") or ""),
+        label=_optional_text(d, "label"),
     )
 
 

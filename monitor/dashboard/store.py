@@ -47,8 +47,11 @@ TREND_KEEP = 4000
 #: Alarm history span and hard cap.
 HISTORY_S = 24 * 3600.0
 HISTORY_MAX = 20_000
-#: Beds tracked at most; messages for more beds are refused (and counted), not stored.
+#: Beds tracked at most. A new bed beyond it replaces the bed whose signal stopped the longest
+#: ago, once that is `EVICT_IDLE_S` old (a bed that never sent samples counts as silent);
+#: otherwise its messages are refused (and counted), not stored.
 MAX_BEDS = 128
+EVICT_IDLE_S = 60.0
 #: Average-beat window around the R-peak.
 SHAPE_PRE_S, SHAPE_POST_S = 0.25, 0.45
 #: A predicted beat and a reference label within this distance are the same beat (EC57).
@@ -362,13 +365,14 @@ class Ward:
         self._status_error = "connecting"
         self.rejected: Counter = Counter()
         self.last_rejection = ""
+        self.evicted = 0
 
     # -- feed side -------------------------------------------------------------------------
-    def _bed(self, topic: str, bed: str, record: str) -> BedState | None:
+    def _bed(self, topic: str, bed: str, record: str, arrived: float) -> BedState | None:
         """The bed's state; only its samples may move it to another record (a new patient)."""
         state = self._beds.get(bed)
         if state is None:
-            if len(self._beds) >= MAX_BEDS:
+            if len(self._beds) >= MAX_BEDS and not self._evict_silent(arrived):
                 self._reject(topic, f"bed {bed!r} refused: already tracking {MAX_BEDS} beds")
                 return None
             state = self._beds[bed] = BedState(bed, record)
@@ -379,6 +383,15 @@ class Ward:
                 return None
             state = self._beds[bed] = BedState(bed, record)
         return state
+
+    def _evict_silent(self, now: float) -> bool:
+        """Forget the bed silent the longest, if silent for EVICT_IDLE_S (or never heard)."""
+        name, state = min(self._beds.items(), key=lambda kv: kv[1].last_data or -math.inf)
+        if state.last_data is not None and now - state.last_data < EVICT_IDLE_S:
+            return False
+        del self._beds[name]
+        self.evicted += 1
+        return True
 
     def _reject(self, topic: str, reason: str) -> None:
         self.rejected[topic] += 1
@@ -396,7 +409,7 @@ class Ward:
             if isinstance(msg, AlertMsg):
                 self._on_alert(msg)
                 return
-            bed = self._bed(topic, msg.bed, msg.record)  # type: ignore[attr-defined]
+            bed = self._bed(topic, msg.bed, msg.record, arrived)  # type: ignore[attr-defined]
             if bed is None:
                 return
             if isinstance(msg, Chunk):
@@ -462,6 +475,7 @@ class Ward:
                 "bootstrap": self.bootstrap,
                 "rejected": sum(self.rejected.values()),
                 "last_rejection": self.last_rejection,
+                "evicted": self.evicted,
             }
 
     def beds(self) -> list[str]:

@@ -14,14 +14,29 @@ from fractions import Fraction
 import numpy as np
 from scipy import signal as sps
 
+#: Largest up or down factor accepted. The anti-aliasing filter has 20 x max(up, down) taps, so
+#: an odd rate such as 1000.001 Hz (ratio 125000 / 1000001) would cost gigabytes; this bound
+#: keeps every whole-Hz rate up to 2048 Hz, and rates such as 4000 or 10000 Hz whose ratio to
+#: the target reduces far, at most 41k taps (330 kB).
+MAX_RATIO_TERM = 2048
+
 
 def rational_ratio(fs_in: float, fs_out: float) -> tuple[int, int]:
-    """(up, down) with fs_out / fs_in == up / down, for rates given to 1/1000 Hz."""
+    """(up, down) with fs_out / fs_in == up / down, for rates given to 1/1000 Hz.
+
+    Raises ValueError for a rate whose ratio needs a factor above MAX_RATIO_TERM.
+    """
     if not np.isfinite(fs_in) or fs_in <= 0:
         raise ValueError(f"fs_in must be a positive finite rate in Hz, got {fs_in!r}")
     if not np.isfinite(fs_out) or fs_out <= 0:
         raise ValueError(f"fs_out must be a positive finite rate in Hz, got {fs_out!r}")
     ratio = Fraction(round(fs_out * 1000), round(fs_in * 1000))
+    if max(ratio.numerator, ratio.denominator) > MAX_RATIO_TERM:
+        raise ValueError(
+            f"sampling rate {fs_in:.10g} Hz is not supported: resampling it to {fs_out:g} Hz "
+            f"needs the ratio {ratio.numerator}/{ratio.denominator}, and factors up to "
+            f"{MAX_RATIO_TERM} are supported (any whole number of Hz up to {MAX_RATIO_TERM})"
+        )
     return ratio.numerator, ratio.denominator
 
 
