@@ -9,7 +9,9 @@ instead of producing confident nonsense. The contract also names the inputs the 
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
 import warnings
 from collections.abc import Iterator, Sequence
@@ -29,7 +31,13 @@ from monitor.inputs import absent_context, beat_inputs, select
 if TYPE_CHECKING:
     from monitor.beats import Beat
 
+log = logging.getLogger(__name__)
+
 ENV_MODEL = "ECG_MODEL"
+#: A model file is executable code (TorchScript): its SHA-256, when pinned here or in a
+#: `<model>.sha256` file beside it (written by the trainer's export), is checked before loading.
+ENV_MODEL_SHA256 = "ECG_MODEL_SHA256"
+PIN_SUFFIX = ".sha256"
 #: The shipped model.
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "ecg_cnn_bilstm.pt"
 #: Name of the contract inside the TorchScript archive (written by trainer.export).
@@ -67,6 +75,42 @@ def resolve_model_path(path: str | Path | None = None) -> Path:
     return Path(chosen).expanduser()
 
 
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def pinned_sha256(path: Path, sha256: str | None = None) -> str | None:
+    """The SHA-256 the model file must have: the argument, else $ECG_MODEL_SHA256, else the
+    first word of `<model>.sha256` beside it (sha256sum's format); None when nothing pins it."""
+    if sha256:
+        return sha256.strip().lower()
+    if os.environ.get(ENV_MODEL_SHA256):
+        return os.environ[ENV_MODEL_SHA256].strip().lower()
+    pin = path.with_name(path.name + PIN_SUFFIX)
+    if pin.is_file():
+        words = pin.read_text().split()
+        return words[0].lower() if words else ""
+    return None
+
+
+def check_pin(path: Path, sha256: str | None = None) -> bool:
+    """Refuse a model file whose SHA-256 differs from its pin; False when it has none."""
+    expected = pinned_sha256(path, sha256)
+    if expected is None:
+        return False
+    found = file_sha256(path)
+    if found != expected:
+        raise ContractError(
+            f"{path} has SHA-256 {found}, not the pinned {expected or '(empty pin)'}: refusing "
+            f"to load it (a model file is code); re-export it or fix the pin"
+        )
+    return True
+
+
 def _pick_device(device: str | torch.device) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -76,14 +120,22 @@ def _pick_device(device: str | torch.device) -> torch.device:
         raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:n]', got {device!r}") from exc
 
 
-def read_contract(path: str | Path) -> tuple[torch.jit.ScriptModule, BeatContract]:
-    """Load a model file and its embedded contract, refusing a file that is not a model."""
+def read_contract(
+    path: str | Path, sha256: str | None = None
+) -> tuple[torch.jit.ScriptModule, BeatContract]:
+    """Load a model file and its embedded contract, refusing a file that is not a model or
+    that differs from its pinned SHA-256."""
     path = Path(path)
     if not path.is_file():
         raise InputError(
             f"model file {path} not found; train one (python -m trainer.train --export {path}) "
             f"or point ${ENV_MODEL} at one"
         )
+    if not check_pin(path, sha256):
+        log.warning(
+            "model file %s has no pinned SHA-256 (%s or %s%s): it is loaded unchecked, and a "
+            "model file is code", path, ENV_MODEL_SHA256, path.name, PIN_SUFFIX,
+        )  # fmt: skip
     extra = {CONTRACT_FILE: ""}
     try:
         with torchscript_deprecation_silenced():
@@ -104,10 +156,12 @@ def read_contract(path: str | Path) -> tuple[torch.jit.ScriptModule, BeatContrac
 class BeatClassifier:
     """A loaded model: beats (or their inputs) in, class probabilities out."""
 
-    def __init__(self, path: str | Path | None = None, device: str = "auto") -> None:
+    def __init__(
+        self, path: str | Path | None = None, device: str = "auto", sha256: str | None = None
+    ) -> None:
         self.path = resolve_model_path(path)
         self.device = _pick_device(device)
-        module, found = read_contract(self.path)
+        module, found = read_contract(self.path, sha256)
         diffs = contract.CURRENT.mismatches(found)
         if diffs:
             raise ContractError(

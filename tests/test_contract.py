@@ -9,7 +9,13 @@ import pytest
 import torch
 
 from monitor import contract
-from monitor.classifier import BeatClassifier, read_contract, torchscript_deprecation_silenced
+from monitor.classifier import (
+    DEFAULT_MODEL,
+    BeatClassifier,
+    file_sha256,
+    read_contract,
+    torchscript_deprecation_silenced,
+)
 from monitor.errors import ContractError, InputError
 from trainer.export import export_torchscript
 from trainer.model import CNNBiLSTM
@@ -123,7 +129,31 @@ def test_unknown_inputs_are_refused(tmp_path, model):
         module = torch.jit.load(str(path))
         torch.jit.save(module, str(path), _extra_files={"contract.json": text})
     with pytest.raises(ContractError, match="unknown channels or features: qt_ms"):
+        BeatClassifier(path, sha256=file_sha256(path))
+
+
+def test_a_model_file_that_differs_from_its_pin_is_never_loaded(model, tmp_path, monkeypatch):
+    """A model file is code: the export pins its SHA-256 beside it, the loader checks first."""
+    path = export_torchscript(model, contract.CURRENT, tmp_path / "m.pt")
+    pin = tmp_path / "m.pt.sha256"
+    assert pin.read_text().split() == [file_sha256(path), "m.pt"]
+    assert BeatClassifier(path).version == contract.CURRENT.model_version
+    with open(path, "ab") as f:
+        f.write(b"\0")  # one byte appended: still a loadable zip archive
+    with pytest.raises(ContractError, match="not the pinned"):
         BeatClassifier(path)
+    pin.unlink()
+    assert BeatClassifier(path).version == contract.CURRENT.model_version  # unpinned: warned
+    monkeypatch.setenv("ECG_MODEL_SHA256", "0" * 64)
+    with pytest.raises(ContractError, match="not the pinned 0000"):
+        BeatClassifier(path)
+
+
+def test_the_shipped_model_matches_the_pin_in_its_card():
+    card = (DEFAULT_MODEL.parent / "README.md").read_text()
+    pin = (DEFAULT_MODEL.parent / (DEFAULT_MODEL.name + ".sha256")).read_text().split()[0]
+    assert pin == file_sha256(DEFAULT_MODEL)
+    assert f"`{pin}`" in card
 
 
 def test_file_without_contract_is_refused(model, tmp_path):

@@ -348,3 +348,18 @@ def test_messages_parse_the_documented_schema() -> None:
 def test_malformed_messages_are_refused_with_the_field_named(raw, parser, match) -> None:
     with pytest.raises(ValueError, match=match):
         parser(decode(raw))
+
+
+def test_audio_pause_runs_on_the_monotonic_clock(monkeypatch) -> None:
+    """A wall-clock step back of an hour must not leave 52 more minutes of silence."""
+    ward = Ward()
+    wall = [1_700_000_000.0]
+    mono = [100.0]
+    monkeypatch.setattr(st.time, "time", lambda: wall[0])
+    monkeypatch.setattr(st.time, "monotonic", lambda: mono[0])
+    ward.pause_audio()
+    wall[0] -= 3600.0
+    mono[0] += 60.0
+    assert ward.audio()["remaining_s"] == pytest.approx(st.AUDIO_PAUSE_S - 60.0)
+    mono[0] += st.AUDIO_PAUSE_S
+    assert not ward.audio()["paused"]

@@ -1,7 +1,8 @@
 """Ship a trained model as one TorchScript file that carries its own beat contract.
 
 The serving side loads the file with `torch.jit.load` alone (no trainer code, no Python class
-definitions), and reads the embedded contract to refuse a model cut by different rules.
+definitions), and reads the embedded contract to refuse a model cut by different rules. Beside
+it goes `<model>.sha256`, its pin: a model file is code, and the loader checks the pin first.
 """
 
 from __future__ import annotations
@@ -13,7 +14,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from monitor.classifier import CONTRACT_FILE, torchscript_deprecation_silenced
+from monitor.classifier import (
+    CONTRACT_FILE,
+    PIN_SUFFIX,
+    file_sha256,
+    torchscript_deprecation_silenced,
+)
 from monitor.contract import BeatContract
 
 #: A model file beyond this is a mistake (the network has ~0.23 M parameters, about 1 MB).
@@ -47,4 +53,6 @@ def export_torchscript(model: nn.Module, contract: BeatContract, path: str | Pat
         tmp.unlink()
         raise ValueError(f"exported model is {size / 2**20:.1f} MB, over the 20 MB limit")
     tmp.replace(path)  # a serving process never sees a half-written model
+    pin = path.with_name(path.name + PIN_SUFFIX)
+    pin.write_text(f"{file_sha256(path)}  {path.name}\n")  # sha256sum -c reads it too
     return path

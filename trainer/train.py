@@ -69,6 +69,7 @@ DEFAULT_CHANNELS: tuple[str, ...] = ("beat",)
 DEFAULT_FEATURES: tuple[str, ...] = ("rr_local", "rr_long", "template")
 DEFAULT_SEQUENCE = 0
 DEFAULT_CONV: tuple[int, ...] = (64, 128, 128)
+DEFAULT_NATURAL: tuple[str, ...] = ()
 
 
 @dataclass
@@ -112,6 +113,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--balance", choices=BALANCE_MODES, default="sampler")
+    p.add_argument(
+        "--natural",
+        default=",".join(DEFAULT_NATURAL),
+        help="classes the balancing leaves at their natural share, comma-separated (default "
+        f"{','.join(DEFAULT_NATURAL) or 'none'}; 'none' balances every class)",
+    )
     p.add_argument("--no-augment", action="store_true", help="train on the beats as cut")
     p.add_argument(
         "--channels",
@@ -179,6 +186,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.kaggle_csv and (args.split or args.records):
         raise InputError("--split and --records do not apply to --kaggle-csv (already split)")
     args.inputs = model_contract(args.channels, args.features, args.sequence)
+    args.natural = tuple(c for c in args.natural.split(",") if c and c != "none")
+    if set(args.natural) - set(contract.CLASSES):
+        raise InputError(f"--natural takes classes of {'/'.join(contract.CLASSES)}, "
+                         f"got {','.join(args.natural)}")  # fmt: skip
     try:
         args.conv_channels = [int(c) for c in args.conv_channels.split(",") if c]
     except ValueError:
@@ -275,10 +286,16 @@ def load_split(args: argparse.Namespace) -> Split:
     return Split(*parts, args.split, desc)
 
 
-def balance_weights(labels: np.ndarray) -> np.ndarray:
-    """Per-class factor n_c ** -BALANCE_POWER, scaled so an average training beat weighs 1."""
+def balance_weights(labels: np.ndarray, natural: tuple[str, ...] = ()) -> np.ndarray:
+    """Per-class factor n_c ** -BALANCE_POWER, scaled so an average training beat weighs 1.
+
+    Classes in `natural` keep the weight of the most frequent class (their natural share): a
+    class learned from one or two patients, boosted, is called on new patients' normal beats.
+    """
     counts = np.bincount(labels, minlength=len(contract.CLASSES)).astype(float)
     w = np.where(counts > 0, np.maximum(counts, 1.0) ** -BALANCE_POWER, 0.0)
+    for name in natural:
+        w[contract.CLASSES.index(name)] = w[int(np.argmax(counts))]
     return w / (w[labels].mean())
 
 
@@ -366,7 +383,7 @@ def train_epoch(
 def fit(model: CNNBiLSTM, split: Split, args: argparse.Namespace, run_dir: Path) -> dict:
     """Train with early stopping on validation macro F1; return the best epoch's record."""
     gen = seed_everything(args.seed)
-    cw = torch.tensor(balance_weights(split.train.labels), dtype=torch.float32)
+    cw = torch.tensor(balance_weights(split.train.labels, args.natural), dtype=torch.float32)
     loss_fn = nn.CrossEntropyLoss(weight=cw if args.balance in ("weights", "both") else None)
     sample_weights = cw[split.train.labels] if args.balance in ("sampler", "both") else None
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
@@ -429,14 +446,14 @@ def fit(model: CNNBiLSTM, split: Split, args: argparse.Namespace, run_dir: Path)
 
 
 def eta(history: list[dict], epochs: int, patience: int, best_epoch: int) -> str:
-    """The most time left: the epochs to go at the mean epoch time so far (early stopping ends
-    sooner when no better epoch comes within `patience`)."""
+    """Time left at the mean epoch time so far: the sooner figure if no better epoch comes
+    within `patience` (early stopping), the later one if training runs all `epochs`."""
     done = len(history)
-    left = min(epochs, best_epoch + patience) - done
-    if left <= 0:
-        return "done"
+    soon, late = min(epochs, best_epoch + patience) - done, epochs - done
+    if late <= 0 or soon <= 0:
+        return "last epoch"
     mean = sum(h["seconds"] for h in history) / done
-    return f"ETA at most {left * mean / 60:.1f} min ({left} epochs)"
+    return f"ETA {soon * mean / 60:.1f}-{late * mean / 60:.1f} min"
 
 
 def write_log(history: list[dict], run_dir: Path) -> None:
@@ -491,6 +508,7 @@ def export_contract(model: nn.Module, split: Split, args: argparse.Namespace, be
             "best_epoch": str(best["epoch"]),
             "val_macro_f1": f"{best['val_macro_f1']:.4f}",
             "balance": args.balance,
+            "natural": ",".join(args.natural) or "none",
             "augment": str(not args.no_augment),
             "morph_dropout": str(args.morph_dropout),
             "context_dropout": str(args.context_dropout),

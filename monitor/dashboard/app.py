@@ -162,7 +162,7 @@ def create_app(
     def status(_n):
         now = time.time()
         feed = ward.feed_status()
-        audio = ward.audio(now)
+        audio = ward.audio()
         alarms = ward.active_alarms(now)
         return (*banner(feed), *feed_state(feed), clock(now), alarm_list(alarms, now),
                 alarm_count(alarms), *audio_button(audio), audio["note"], {"tone": audio["tone"]})

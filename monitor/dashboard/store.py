@@ -622,7 +622,9 @@ class Ward:
             return True
 
     def pause_audio(self, now: float | None = None) -> None:
-        now = time.time() if now is None else now
+        """Silence for AUDIO_PAUSE_S, timed on the monotonic clock: a wall-clock step (NTP, a
+        changed time zone setting) neither lengthens nor ends the pause."""
+        now = time.monotonic() if now is None else now
         with self._lock:
             self._audio_paused_until = now + AUDIO_PAUSE_S
             self._audio_paused_rank = max((a.rank for a in self._active.values()), default=0)
@@ -635,7 +637,7 @@ class Ward:
 
     def audio(self, now: float | None = None) -> dict:
         """Audio state: what should sound, and the pause countdown if paused."""
-        now = time.time() if now is None else now
+        now = time.monotonic() if now is None else now
         with self._lock:
             if self._audio_paused_until is not None and now >= self._audio_paused_until:
                 self._audio_paused_until = None
