@@ -363,3 +363,13 @@ def test_audio_pause_runs_on_the_monotonic_clock(monkeypatch) -> None:
     assert ward.audio()["remaining_s"] == pytest.approx(st.AUDIO_PAUSE_S - 60.0)
     mono[0] += st.AUDIO_PAUSE_S
     assert not ward.audio()["paused"]
+
+
+def test_a_beat_delivered_twice_is_shown_and_counted_once() -> None:
+    """At-least-once delivery: a restarted worker re-publishes beats with the same R-peak."""
+    ward = Ward()
+    stream(ward, "bed-1", 3.0)
+    for index in (400, 688, 400, 976, 688):
+        ward.ingest("ecg.beats", beat("bed-1", index))
+    assert len(ward.detail("bed-1")["beats"]) == 3
+    assert ward.duplicates == 2

@@ -38,6 +38,15 @@ SETTINGS: dict[str, tuple[str, list[str]]] = {
         "+ beat sequence (2 earlier beats)",
         ["--channels", "beat,morph,template", *_TEMPLATE, "--sequence", "2"],
     ),
+    # Training choices for the inputs kept (beat channel, local and long-term RR, template).
+    "natural_f": (
+        "template features, F and Q not boosted",
+        ["--channels", "beat", *_TEMPLATE, "--natural", "F,Q"],
+    ),
+    "slim": (
+        "… and a conv stack of 32-64-64 channels",
+        ["--channels", "beat", *_TEMPLATE, "--natural", "F,Q", "--conv-channels", "32,64,64"],
+    ),
 }
 #: Validation figures of the table: (column, key in the best epoch's record).
 COLUMNS = (

@@ -209,6 +209,9 @@ class BedState:
     agreed: int = 0
     recent_agreement: deque = field(default_factory=lambda: deque(maxlen=AGREEMENT_WINDOW))
     model_version: str = ""
+    #: R-peak indices of the beats shown lately: a re-delivered beat is recognised by its index.
+    seen: set = field(default_factory=set)
+    seen_order: deque = field(default_factory=lambda: deque(maxlen=4 * BEATS_KEEP))
 
     # -- samples ---------------------------------------------------------------------------
     def add_samples(self, m: Chunk, arrived: float) -> None:
@@ -245,7 +248,15 @@ class BedState:
         return slot_of(t)
 
     # -- beats and reference ---------------------------------------------------------------
-    def add_beat(self, m: BeatMsg) -> None:
+    def add_beat(self, m: BeatMsg) -> bool:
+        """Show a beat once: a worker restarted mid-stream re-publishes the beats after its last
+        committed offset (at-least-once), with the same R-peak index. False for a repeat."""
+        if m.index in self.seen:
+            return False
+        if len(self.seen_order) == self.seen_order.maxlen:
+            self.seen.discard(self.seen_order[0])
+        self.seen_order.append(m.index)
+        self.seen.add(m.index)
         mark = BeatMark(self.slot_for(m.record, m.index, m.time), m.time, m.label, m.probs, m.hr)
         self._insert(self.beats, mark)
         self.own_counts[m.label] += 1
@@ -257,6 +268,7 @@ class BedState:
             self._pair(mark, ref)
         self.pending_shapes.append(mark)
         self._resolve_shapes()
+        return True
 
     def add_reference(self, m: ReferenceMsg) -> None:
         ref = RefMark(self.slot_for(m.record, m.index, m.time), m.time, m.symbol, m.label)
@@ -366,6 +378,7 @@ class Ward:
         self.rejected: Counter = Counter()
         self.last_rejection = ""
         self.evicted = 0
+        self.duplicates = 0
 
     # -- feed side -------------------------------------------------------------------------
     def _bed(self, topic: str, bed: str, record: str, arrived: float) -> BedState | None:
@@ -415,7 +428,8 @@ class Ward:
             if isinstance(msg, Chunk):
                 bed.add_samples(msg, arrived)
             elif isinstance(msg, BeatMsg):
-                bed.add_beat(msg)
+                if not bed.add_beat(msg):
+                    self.duplicates += 1
             elif isinstance(msg, VitalsMsg):
                 bed.add_vitals(msg)
             elif isinstance(msg, ReferenceMsg):
