@@ -22,12 +22,19 @@ import numpy as np
 
 from monitor.errors import InputError, run_cli
 
-_TODAY = ["--channels", "beat", "--features", "rr_local", "--context-dropout", "0"]
-_TEMPLATE = ["--features", "rr_local,rr_long,template"]
-#: Each setting adds one thing to the one before it; flags go to trainer.train.
+#: Training choices of today's model, pinned so that the input rows stay reproducible whatever
+#: the trainer's defaults become.
+_V1_TRAINING = ["--conv-channels", "64,128,128", "--natural", "none"]
+_TODAY = ["--channels", "beat", "--features", "rr_local", "--context-dropout", "0", *_V1_TRAINING]
+_TEMPLATE = ["--features", "rr_local,rr_long,template", *_V1_TRAINING]
+_SHIPPED = ["--channels", "beat", "--features", "rr_local,rr_long,template", "--natural", "F,Q"]
+#: Each input setting adds one thing to the one before it; flags go to trainer.train.
 SETTINGS: dict[str, tuple[str, list[str]]] = {
     "today": ("today's model (beat, local RR)", _TODAY),
-    "long_rr": ("+ long-term RR", [*_TODAY[:2], "--features", "rr_local,rr_long"]),
+    "long_rr": (
+        "+ long-term RR",
+        ["--channels", "beat", "--features", "rr_local,rr_long", *_V1_TRAINING],
+    ),
     "template": ("+ template features", ["--channels", "beat", *_TEMPLATE]),
     "pwave": ("+ P-wave segment (morph channel)", ["--channels", "beat,morph", *_TEMPLATE]),
     "template_channel": (
@@ -41,11 +48,15 @@ SETTINGS: dict[str, tuple[str, list[str]]] = {
     # Training choices for the inputs kept (beat channel, local and long-term RR, template).
     "natural_f": (
         "template features, F and Q not boosted",
-        ["--channels", "beat", *_TEMPLATE, "--natural", "F,Q"],
+        [*_SHIPPED, "--conv-channels", "64,128,128"],
     ),
     "slim": (
         "… and a conv stack of 32-64-64 channels",
-        ["--channels", "beat", *_TEMPLATE, "--natural", "F,Q", "--conv-channels", "32,64,64"],
+        [*_SHIPPED, "--conv-channels", "32,64,64"],
+    ),
+    "slim_sequence": (
+        "… and 2 earlier beats (shipped)",
+        [*_SHIPPED, "--conv-channels", "32,64,64", "--sequence", "2"],
     ),
 }
 #: Validation figures of the table: (column, key in the best epoch's record).

@@ -67,9 +67,9 @@ RATIO_FEATURES = ("rr_prev_ratio", "rr_next_ratio", "rr_prev_long", "rr_next_lon
 #: The shipped model's inputs (models/README.md: chosen by ablation on validation patients).
 DEFAULT_CHANNELS: tuple[str, ...] = ("beat",)
 DEFAULT_FEATURES: tuple[str, ...] = ("rr_local", "rr_long", "template")
-DEFAULT_SEQUENCE = 0
-DEFAULT_CONV: tuple[int, ...] = (64, 128, 128)
-DEFAULT_NATURAL: tuple[str, ...] = ()
+DEFAULT_SEQUENCE = 2
+DEFAULT_CONV: tuple[int, ...] = (32, 64, 64)
+DEFAULT_NATURAL: tuple[str, ...] = ("F", "Q")
 
 
 @dataclass
