@@ -34,6 +34,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from monitor import contract
 from monitor.broker import ENV_BOOTSTRAP, TOPICS
 from monitor.errors import InputError
+from monitor.kafka_security import KafkaSecurity
 from monitor.messages import (
     ALERTS,
     BEATS,
@@ -174,6 +175,7 @@ app = MonitorApp(
     broker_heartbeat_interval=1.0,
     broker_rebalance_timeout=10.0,
     producer_linger=0.005,
+    broker_credentials=KafkaSecurity.from_env().faust(),
 )
 
 samples_topic = app.topic(

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from monitor.errors import InputError
+from monitor.kafka_security import KafkaSecurity
 
 ENV_BOOTSTRAP = "KAFKA_BOOTSTRAP_SERVERS"
 #: Topics of the product with their partition counts (beds are spread by key over partitions).
@@ -127,7 +128,10 @@ def create_topics(
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="ecg-monitor-admin")
+            admin = KafkaAdminClient(
+                bootstrap_servers=bootstrap, client_id="ecg-monitor-admin",
+                **KafkaSecurity.from_env().kafka_python(),
+            )  # fmt: skip
             break
         except Exception:
             if time.monotonic() > deadline:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from monitor.broker import ENV_BOOTSTRAP, TOPICS
 from monitor.errors import InputError, run_cli
+from monitor.kafka_security import KafkaSecurity
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class TopicReader:
                 # Tansu answers an idle fetch only after half this wait; keep the reader live.
                 fetch_max_wait_ms=50,
                 auto_offset_reset="earliest" if from_beginning else "latest",
+                **KafkaSecurity.from_env().kafka_python(),
             )
         except KafkaError as exc:
             raise InputError(f"cannot reach Kafka at {bootstrap}: {exc}") from exc

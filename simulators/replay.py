@@ -29,6 +29,7 @@ import numpy as np
 from monitor.broker import ENV_BOOTSTRAP
 from monitor.contract import aami_class
 from monitor.errors import InputError, run_cli
+from monitor.kafka_security import KafkaSecurity
 from monitor.messages import REFERENCE, SAMPLES, ReferenceBeat, SampleChunk
 from monitor.records import DS2, ENV_MITDB, read_lead, resolve_mitdb
 from simulators.noise import NoiseSpec, load_noise, noise_gain
@@ -216,6 +217,34 @@ class Replay:
         self.stop = threading.Event()
         self.chunks_sent = 0
         self.references_sent = 0
+        #: Messages the broker acknowledged, and those it never took (after the producer's own
+        #: retries): a missing broker shows here and in the log, never as silence.
+        self.delivered = 0
+        self.failed = 0
+        self.last_error = ""
+        self._lock = threading.Lock()
+
+    def _on_delivered(self, _metadata) -> None:
+        with self._lock:
+            self.delivered += 1
+
+    def _on_failed(self, exc: BaseException) -> None:
+        with self._lock:
+            first = self.failed == 0
+            self.failed += 1
+            self.last_error = f"{type(exc).__name__}: {exc}"
+        if first:
+            log.error("a message was not delivered (%s); counting further failures",
+                      self.last_error)
+
+    def _send(self, topic: str, key: bytes, value: bytes) -> None:
+        try:
+            future = self.producer.send(topic, key=key, value=value)
+        except Exception as exc:  # no metadata within max_block_ms, buffer full, closed
+            self._on_failed(exc)
+            return
+        future.add_callback(self._on_delivered)
+        future.add_errback(self._on_failed)
 
     def run(self) -> None:
         heap = [(bed.due(self.t0, self.speed), i) for i, bed in enumerate(self.beds)]
@@ -231,7 +260,7 @@ class Replay:
             if not messages:
                 continue  # this bed has played its duration
             for topic, key, value in messages:
-                self.producer.send(topic, key=key, value=value)
+                self._send(topic, key, value)
             self.chunks_sent += 1
             self.references_sent += len(messages) - 1
             heapq.heappush(heap, (bed.due(self.t0, self.speed), i))
@@ -239,9 +268,15 @@ class Replay:
                 last_report = time.monotonic()
                 lag = max(0.0, time.time() - due) if self.speed else 0.0
                 log.info(
-                    "%d chunks, %d reference beats sent; %d beds playing; lag %.2f s",
-                    self.chunks_sent, self.references_sent, len(heap), lag,
+                    "%d chunks, %d reference beats sent (%d delivered, %d failed%s); "
+                    "%d beds playing; lag %.2f s",
+                    self.chunks_sent, self.references_sent, self.delivered, self.failed,
+                    f": {self.last_error}" if self.failed else "", len(heap), lag,
                 )
+
+
+#: Seconds a message may wait for the broker (retries included) before it counts as failed.
+DELIVERY_TIMEOUT_S = 30.0
 
 
 def reference_beats(record: str, data_dir) -> tuple[np.ndarray, np.ndarray]:
@@ -300,8 +335,12 @@ def build_beds(args: argparse.Namespace) -> list[BedStream]:
     return beds
 
 
-def make_producer(bootstrap: str):
-    """A kafka-python producer tuned for many small, ordered messages."""
+def make_producer(bootstrap: str, delivery_timeout_s: float = DELIVERY_TIMEOUT_S):
+    """A kafka-python producer tuned for many small, ordered messages.
+
+    A message the broker has not taken within `delivery_timeout_s` (retries included) fails and
+    is counted by `Replay`; a monitor that lost its network shows it within that time.
+    """
     from kafka import KafkaProducer
     from kafka.errors import KafkaError
 
@@ -314,6 +353,10 @@ def make_producer(bootstrap: str):
             batch_size=256 * 1024,
             # One request in flight per broker keeps a bed's chunks in order across retries.
             max_in_flight_requests_per_connection=1,
+            request_timeout_ms=round(1000 * delivery_timeout_s / 2),
+            delivery_timeout_ms=round(1000 * delivery_timeout_s),
+            max_block_ms=round(1000 * delivery_timeout_s),
+            **KafkaSecurity.from_env().kafka_python(),
         )
     except KafkaError as exc:
         raise InputError(f"cannot reach Kafka at {bootstrap}: {exc}") from exc
@@ -402,8 +445,12 @@ def run(argv: list[str] | None = None) -> int:
         producer.close(timeout=10)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    log.info("stopped: %d chunks, %d reference beats sent", replay.chunks_sent,
-             replay.references_sent)
+    log.info("stopped: %d chunks, %d reference beats sent; %d messages delivered, %d failed",
+             replay.chunks_sent, replay.references_sent, replay.delivered, replay.failed)
+    if replay.failed:
+        log.error("%d messages were not delivered to %s (last: %s)", replay.failed,
+                  args.bootstrap, replay.last_error)
+        return 1
     return 0
 
 

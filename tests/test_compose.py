@@ -29,6 +29,11 @@ def gpu() -> dict:
     return yaml.safe_load((REPO / "docker-compose.gpu.yml").read_text())
 
 
+@pytest.fixture(scope="module")
+def external() -> dict:
+    return yaml.safe_load((REPO / "docker-compose.external.yml").read_text())
+
+
 def _env(service: dict) -> dict[str, str]:
     env = service.get("environment", {})
     if isinstance(env, list):
@@ -39,6 +44,21 @@ def _env(service: dict) -> dict[str, str]:
 def _module_args(command: list[str]) -> tuple[str, list[str]]:
     assert command[:2] == ["python", "-m"], f"{command}: run modules as `python -m MODULE`"
     return command[2], command[3:]
+
+
+def _gunicorn(command: list[str]):
+    """gunicorn's own parse of a `gunicorn ...` command."""
+    from gunicorn.config import Config
+
+    assert command[0] == "gunicorn", command
+    return Config().parser().parse_args(command[1:])
+
+
+def _property(env_name: str) -> str:
+    """The broker property an apache/kafka image variable sets: KAFKA_ prefix dropped, "___" is
+    "-", "__" is "_", "_" is "." (the image's own rule, docker/examples/README.md)."""
+    parts = env_name.removeprefix("KAFKA_").lower().split("___")
+    return "-".join(".".join(p.split("_")).replace("..", "_") for p in parts)
 
 
 def _parser_of(module: str):
@@ -87,28 +107,70 @@ def test_clients_use_the_internal_listener(compose):
             assert command[command.index("--bootstrap") + 1] == address, name
 
 
-def test_the_host_reaches_kafka_through_the_published_external_listener(compose):
+def test_by_default_kafka_is_reachable_on_the_compose_network_only(compose):
     kafka = compose["services"]["kafka"]
+    assert "ports" not in kafka  # nothing published on the host
+    env = _env(kafka)
+    assert set(_listeners(kafka)) == {"INTERNAL"}
+    assert "EXTERNAL" not in env["KAFKA_LISTENERS"] + env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"]
+
+
+def test_the_external_listener_is_opt_in_authenticated_and_on_loopback(external):
+    kafka = external["services"]["kafka"]
+    env = _env(kafka)
+    protocol_map = env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"]
+    protocols = dict(item.split(":") for item in protocol_map.split(","))
+    assert protocols["EXTERNAL"] in ("SASL_PLAINTEXT", "SASL_SSL")  # never plain for outsiders
+    assert protocols["INTERNAL"] == "PLAINTEXT"
+    assert env["KAFKA_SASL_ENABLED_MECHANISMS"] == "SCRAM-SHA-512"
+    jaas = {_property(k): v for k, v in env.items() if k.endswith("_SASL_JAAS_CONFIG")}
+    assert list(jaas) == ["listener.name.external.scram-sha-512.sasl.jaas.config"]
+    assert "ScramLoginModule required" in next(iter(jaas.values()))
     host, port = _listeners(kafka)["EXTERNAL"].split(":")
     assert host == "localhost"
-    assert f"{port}:{port}" in kafka["ports"]
+    assert kafka["ports"] == [f"${{KAFKA_EXTERNAL_BIND:-127.0.0.1}}:{port}:{port}"]
+    users = external["services"]["kafka-users"]
+    assert users["depends_on"]["kafka"]["condition"] == "service_healthy"
+    assert users["restart"] == "no"
+    for name in ("KAFKA_EXTERNAL_USER", "KAFKA_EXTERNAL_PASSWORD"):  # required, no default
+        assert _env(users)[name].startswith(f"${{{name}:?")
+    script = users["command"][0]
+    assert "kafka-configs.sh --bootstrap-server kafka:9092 --alter" in script
+    assert "SCRAM-SHA-512=[iterations=8192,password=$${KAFKA_EXTERNAL_PASSWORD}]" in script
 
 
-@pytest.mark.parametrize("name", APP_SERVICES)
+def test_the_clients_read_the_settings_the_external_listener_asks_for(external):
+    """The override's own comment tells users how to connect; those settings must be ours."""
+    from monitor.kafka_security import KafkaSecurity
+
+    text = (REPO / "docker-compose.external.yml").read_text()
+    settings = dict(re.findall(r"(KAFKA_(?:SECURITY_PROTOCOL|SASL_\w+))=(\S+)", text))
+    settings["KAFKA_SASL_PASSWORD"] = "a long passphrase"
+    security = KafkaSecurity.from_env(settings)
+    assert security.sasl and security.mechanism == "SCRAM-SHA-512"
+    assert security.kafka_python()["sasl_plain_username"] == "ops"
+
+
+def test_the_dashboard_runs_in_gunicorn_behind_a_login(compose):
+    dash = compose["services"]["dashboard"]
+    parsed = _gunicorn(dash["command"])
+    assert parsed.workers == 1  # the ward's state lives in one process
+    assert parsed.args == ["monitor.dashboard.wsgi:server"]
+    assert importlib.util.find_spec("monitor.dashboard.wsgi") is not None
+    port = parsed.bind[0].rsplit(":", 1)[1]
+    assert dash["ports"] == [f"${{ECG_DASHBOARD_BIND:-127.0.0.1}}:{port}:{port}"]
+    env = _env(dash)
+    assert env["ECG_DASHBOARD_PASSWORD"].startswith("${ECG_DASHBOARD_PASSWORD:?")
+    assert env["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
+
+
+@pytest.mark.parametrize("name", [n for n in APP_SERVICES if n != "dashboard"])
 def test_each_command_is_a_real_module_with_valid_flags(compose, name):
     module, args = _module_args(compose["services"][name]["command"])
     assert importlib.util.find_spec(module) is not None, f"{name}: no module {module}"
     parser = _parser_of(module)
     _, unknown = parser.parse_known_args(args)
     assert not unknown, f"{name}: {module} does not know {unknown}"
-
-
-def test_the_dashboard_serves_on_its_published_port(compose):
-    dash = compose["services"]["dashboard"]
-    _, args = _module_args(dash["command"])
-    parsed = _parser_of("monitor.dashboard").parse_args(args)
-    assert parsed.host == "0.0.0.0"
-    assert f"{parsed.port}:{parsed.port}" in dash["ports"]
 
 
 def test_services_start_in_order(compose):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -149,3 +151,36 @@ def test_nstdb_noise_is_read_mean_free_and_resampled(nstdb_dir):
     assert len(noise) == 650_000  # 30 min at 360 Hz
     assert abs(noise.mean()) < 1e-9 and noise.std() > 0.01
     assert len(load_noise("em", 250.0, nstdb_dir)) == pytest.approx(650_000 * 250 / 360, abs=2)
+
+
+@pytest.mark.kafka
+def test_undelivered_chunks_are_counted_and_said_when_the_broker_goes(kafka_broker, caplog):
+    """With the broker gone the simulator must not drop data silently: it counts what the broker
+    never took, logs it, and its command exits non-zero."""
+    import logging
+
+    from simulators.replay import Replay, make_producer
+
+    producer = make_producer(kafka_broker.bootstrap, delivery_timeout_s=2.0)
+    replay = Replay(producer, [_stream()], speed=0.0, reference=False)
+
+    def run_for(seconds: float) -> None:
+        stopper = threading.Timer(seconds, replay.stop.set)
+        stopper.start()
+        replay.run()
+        stopper.join()
+        replay.stop.clear()
+
+    run_for(0.5)
+    producer.flush(timeout=10)
+    assert replay.delivered == replay.chunks_sent > 0 and replay.failed == 0
+    kafka_broker.stop()
+    with caplog.at_level(logging.ERROR, logger="simulators.replay"):
+        run_for(0.5)
+        producer.flush(timeout=10)
+        deadline = time.monotonic() + 15
+        while replay.failed == 0 and time.monotonic() < deadline:
+            time.sleep(0.2)
+    producer.close(timeout=1)
+    assert replay.failed > 0 and replay.delivered + replay.failed <= replay.chunks_sent
+    assert "not delivered" in caplog.text and replay.last_error

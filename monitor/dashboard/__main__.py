@@ -1,15 +1,23 @@
 """`python -m monitor.dashboard`: serve the central station for a Kafka broker.
 
-    python -m monitor.dashboard --bootstrap 127.0.0.1:9092 --host 0.0.0.0 --port 8050
+    python -m monitor.dashboard --bootstrap 127.0.0.1:9092 --port 8050
+
+This runs Flask's development server, for the demo and a developer's machine. A ward serves the
+page with gunicorn (`monitor.dashboard.wsgi`, as the Docker image does) behind a login
+(`monitor.dashboard.auth`: $ECG_DASHBOARD_PASSWORD); here, too, a password turns the login on,
+and without one the page is served on loopback addresses only.
 """
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import os
+import socket
 
 from monitor.broker import ENV_BOOTSTRAP
+from monitor.dashboard.auth import Credentials
 from monitor.errors import InputError, run_cli
 
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8050
@@ -30,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
                         "models/ecg_cnn_bilstm.pt)")
     p.add_argument("--debug", action="store_true",
                    help="Dash dev tools (callback errors in the page, callback graph)")
+    p.add_argument("--insecure-no-login", action="store_true",
+                   help="serve on a non-loopback address without $ECG_DASHBOARD_PASSWORD: "
+                        "anyone who reaches it reads live ECG and acknowledges alarms")
     return p
 
 
@@ -39,6 +50,12 @@ def main(argv: list[str] | None = None) -> int:
         raise InputError(f"--bootstrap must be HOST:PORT[,HOST:PORT...], got {args.bootstrap!r}")
     if not 0 < args.port < 65536:
         raise InputError(f"--port must be 1..65535, got {args.port}")
+    credentials = Credentials.from_env()
+    if credentials is None and not _loopback(args.host) and not args.insecure_no_login:
+        raise InputError(
+            f"--host {args.host} serves beyond this machine: set $ECG_DASHBOARD_PASSWORD (the "
+            "page then asks for a login) or pass --insecure-no-login"
+        )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     # kafka-python logs every failed reconnect; the page's banner already says the broker is gone.
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
@@ -50,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     from monitor.dashboard.store import Ward
 
     ward = Ward(args.bootstrap)
-    app = create_app(ward, lambda: load_classifier(args.model, device="cpu"))
+    app = create_app(ward, lambda: load_classifier(args.model, device="cpu"), credentials)
     with KafkaFeed(args.bootstrap, ward):
         logging.getLogger(__name__).info(
             "central station on http://%s:%d/ reading %s", args.host, args.port, args.bootstrap)
@@ -60,6 +77,13 @@ def main(argv: list[str] | None = None) -> int:
             raise InputError(f"cannot serve on {args.host}:{args.port}: {exc.strerror or exc}"
                              ) from exc
     return 0
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(socket.gethostbyname(host)).is_loopback
+    except (OSError, ValueError):
+        return False
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from urllib.parse import quote, unquote
 from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
 
 from monitor.dashboard import analysis, central, detail, history, offline_page
+from monitor.dashboard.auth import Credentials, protect
 from monitor.dashboard.present import alarm_text, clock, duration
 from monitor.dashboard.store import Ward
 
@@ -132,10 +133,16 @@ MAX_REQUEST_BYTES = analysis.MAX_UPLOAD_BYTES * 4 // 3 + 1024 * 1024
 def create_app(
     ward: Ward,
     load_classifier: Callable[[], object] | None = None,
+    credentials: Credentials | None = None,
 ) -> Dash:
-    """The dashboard app over `ward`; `load_classifier()` is called once, on first analysis."""
+    """The dashboard app over `ward`; `load_classifier()` is called once, on first analysis.
+
+    With `credentials`, every page, callback and endpoint needs a login (`auth.protect`).
+    """
     app = Dash(__name__, title=TITLE, assets_folder=str(ASSETS), update_title=None,
                suppress_callback_exceptions=True)
+    if credentials is not None:
+        protect(app.server, credentials)
     # An upload travels base64-encoded inside a JSON callback request; anything much larger than
     # the page's own limit is refused by Flask before it is read into memory.
     app.server.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES

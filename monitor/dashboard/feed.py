@@ -18,6 +18,7 @@ import time
 
 from monitor.dashboard.parse import PARSERS
 from monitor.dashboard.store import TREND_S, Ward
+from monitor.kafka_security import KafkaSecurity
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,7 @@ class KafkaFeed:
             request_timeout_ms=REQUEST_TIMEOUT_MS,
             bootstrap_timeout_ms=REQUEST_TIMEOUT_MS,
             reconnect_backoff_max_ms=2000,
+            **KafkaSecurity.from_env().kafka_python(),
         )
         try:
             partitions = []
