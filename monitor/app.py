@@ -35,6 +35,7 @@ from monitor import contract
 from monitor.broker import ENV_BOOTSTRAP, TOPICS
 from monitor.errors import InputError
 from monitor.kafka_security import KafkaSecurity
+from monitor.logthrottle import throttle_client_logs
 from monitor.messages import (
     ALERTS,
     BEATS,
@@ -53,6 +54,7 @@ from monitor.records import CACHE_DIR
 from monitor.ward import LATENCY_EDGES_MS, Source, Ward
 
 log = logging.getLogger("monitor.worker")
+throttle_client_logs()
 
 APP_ID = "ecg-monitor"
 ENV_DEVICE = "ECG_DEVICE"

@@ -61,24 +61,30 @@ def wait_for_port(host: str, port: int, timeout_s: float) -> None:
 
 
 class EmbeddedBroker:
-    """A Tansu broker process on 127.0.0.1; use as a context manager."""
+    """A Tansu broker process on 127.0.0.1; use as a context manager.
 
-    def __init__(self, port: int | None = None, log_path: Path | None = None) -> None:
+    `advertised_port`: the port clients are told to use when it is not `port` (a relay in front
+    of the broker, as the fault-injection tests put there)."""
+
+    def __init__(self, port: int | None = None, log_path: Path | None = None,
+                 advertised_port: int | None = None) -> None:
         self.port = port or free_port()
+        self.advertised_port = advertised_port or self.port
         self.log_path = log_path
         self._proc: subprocess.Popen | None = None
         self._log = None
 
     @property
     def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"127.0.0.1:{self.advertised_port}"
 
     def start(self, timeout_s: float = 20.0) -> EmbeddedBroker:
         url = f"tcp://127.0.0.1:{self.port}"
+        advertised = f"tcp://127.0.0.1:{self.advertised_port}"
         self._log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         self._proc = subprocess.Popen(
             [str(broker_binary()), "broker", "--listener-url", url,
-             "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
+             "--advertised-listener-url", advertised, "--storage-engine", "memory://tansu/"],
             stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
             # Its own session: a terminal's Ctrl-C must not take the broker down before the

@@ -110,6 +110,7 @@ class Ward:
         self.forwards = 0
         self.deadletters: Counter[str] = Counter()
         self.evicted = 0
+        self._closing: list[AlertEvent] = []
         self.latency_counts = [0] * (len(LATENCY_EDGES_MS) + 1)
 
     # --- a round ----------------------------------------------------------------------------
@@ -139,6 +140,11 @@ class Ward:
                 counters = None if saved is None else _copy(saved)
                 bed = BedPipeline(chunk, self.alarm_settings, counters)
                 self.beds[chunk.bed] = bed
+                if saved is not None:
+                    # The table knows this bed: a worker served it before (this one before a
+                    # restart, or another before a rebalance) and may have left alarms open
+                    # that no one will end. The reset alarm tells the dashboard they are over.
+                    bed.restart("analysis resumed on another worker process", chunk)
             verdict, beats = bed.accept(chunk, wall_time, source.timestamp)
         except Exception as exc:  # a bug or a signal the cutter cannot take: this bed only
             log.exception("bed %s: chunk at %d failed", chunk.bed, chunk.start_index)
@@ -165,6 +171,9 @@ class Ward:
             return False
         log.warning("bed %s: evicted after %.0f s of silence to make room for a new bed", name,
                     now - (bed.last_wall or now))  # fmt: skip
+        self._closing += self._alerts(bed, bed.alarms.close_all(
+            bed.pos.next_index, bed.newest_time, "bed evicted to make room for a new bed"
+        ))  # fmt: skip
         del self.beds[name]
         self._touched.pop(name, None)
         self.evicted += 1
@@ -199,7 +208,7 @@ class Ward:
         for p, row in zip(pending, probs, strict=True):
             p.label = classes[int(np.argmax(row))]
             p.probs = {c: round(float(v), 6) for c, v in zip(classes, row, strict=True)}
-        alerts: list[AlertEvent] = []
+        alerts, self._closing = self._closing, []  # episodes of beds evicted this round
         for bed in self._touched.values():
             alerts += self._alerts(bed, self._run_alarms(bed))
         self._touched = {}
@@ -222,6 +231,9 @@ class Ward:
                 # Discharged or moved: its state would grow the worker forever. Its counters
                 # are in the table; a bed that comes back starts a fresh pipeline from them.
                 log.info("bed %s: no data for %.0f s, forgotten", name, now - bed.last_wall)
+                alerts += self._alerts(bed, bed.alarms.close_all(
+                    bed.pos.next_index, bed.newest_time, "bed forgotten after an hour without data"
+                ))  # fmt: skip
                 del self.beds[name]
         for bed in self.beds.values():
             alerts += self._alerts(bed, bed.alarms.tick(now))

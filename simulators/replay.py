@@ -30,6 +30,7 @@ from monitor.broker import ENV_BOOTSTRAP
 from monitor.contract import aami_class
 from monitor.errors import InputError, run_cli
 from monitor.kafka_security import KafkaSecurity
+from monitor.logthrottle import throttle_client_logs
 from monitor.messages import REFERENCE, SAMPLES, ReferenceBeat, SampleChunk
 from monitor.records import DS2, ENV_MITDB, read_lead, resolve_mitdb
 from simulators.noise import NoiseSpec, load_noise, noise_gain
@@ -219,6 +220,7 @@ class Replay:
         self.references_sent = 0
         #: Messages the broker acknowledged, and those it never took (after the producer's own
         #: retries): a missing broker shows here and in the log, never as silence.
+        self.sent = 0
         self.delivered = 0
         self.failed = 0
         self.last_error = ""
@@ -243,6 +245,7 @@ class Replay:
         except Exception as exc:  # no metadata within max_block_ms, buffer full, closed
             self._on_failed(exc)
             return
+        self.sent += 1
         future.add_callback(self._on_delivered)
         future.add_errback(self._on_failed)
 
@@ -250,6 +253,7 @@ class Replay:
         heap = [(bed.due(self.t0, self.speed), i) for i, bed in enumerate(self.beds)]
         heapq.heapify(heap)
         last_report = time.monotonic()
+        delivered_then = 0
         while heap and not self.stop.is_set():
             due, i = heapq.heappop(heap)
             wait = due - time.time()
@@ -273,6 +277,11 @@ class Replay:
                     self.chunks_sent, self.references_sent, self.delivered, self.failed,
                     f": {self.last_error}" if self.failed else "", len(heap), lag,
                 )
+                waiting = self.sent - self.delivered - self.failed
+                if waiting and self.delivered == delivered_then:
+                    log.warning("the broker acknowledged nothing for %.0f s: %d messages "
+                                "waiting", REPORT_EVERY_S, waiting)
+                delivered_then = self.delivered
 
 
 #: Seconds a message may wait for the broker (retries included) before it counts as failed.
@@ -344,6 +353,7 @@ def make_producer(bootstrap: str, delivery_timeout_s: float = DELIVERY_TIMEOUT_S
     from kafka import KafkaProducer
     from kafka.errors import KafkaError
 
+    throttle_client_logs()  # a broker outage is one warning per kind, not ten a second
     try:
         return KafkaProducer(
             bootstrap_servers=bootstrap.split(","),

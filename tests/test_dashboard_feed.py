@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from types import SimpleNamespace
 
 import pytest
 
@@ -94,3 +95,20 @@ def test_feed_without_any_broker_says_so_and_stops_promptly() -> None:
         KafkaFeed("", ward)
     with pytest.raises(ValueError, match="not read"):
         KafkaFeed(bootstrap, ward, topics=("ecg.deadletter",))
+
+
+@pytest.mark.parametrize("error", [OverflowError("int too large"), RecursionError("deep"),
+                                   KeyError("x"), ValueError("bad field")])
+def test_a_message_that_breaks_its_parser_costs_that_message_only(error) -> None:
+    """Only ValueError was caught once: anything else looked like a broker outage, and the
+    reconnect re-read ecg.alerts from its start, hiding every later alarm."""
+
+    def parse(value, key):
+        raise error
+
+    ward = Ward("127.0.0.1:9")
+    feed = KafkaFeed("127.0.0.1:9", ward)
+    record = SimpleNamespace(value=b"{}", key=b"bed-1")
+    feed._apply("ecg.alerts", parse, record, 0.0)  # no exception: counted, not raised
+    status = ward.feed_status()
+    assert status["rejected"] == 1 and str(error).strip("'") in status["last_rejection"]

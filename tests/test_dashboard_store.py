@@ -369,7 +369,44 @@ def test_a_beat_delivered_twice_is_shown_and_counted_once() -> None:
     """At-least-once delivery: a restarted worker re-publishes beats with the same R-peak."""
     ward = Ward()
     stream(ward, "bed-1", 3.0)
-    for index in (400, 688, 400, 976, 688):
+    # 689 and 975: re-published by a restarted worker whose resampling started elsewhere.
+    for index in (400, 688, 400, 976, 689, 975):
         ward.ingest("ecg.beats", beat("bed-1", index))
     assert len(ward.detail("bed-1")["beats"]) == 3
-    assert ward.duplicates == 2
+    assert ward.duplicates == 3
+
+
+def test_bed_names_with_unusual_digits_still_sort() -> None:
+    """Found by the fuzz test: "²" passes str.isdigit but not int()."""
+    ward = Ward()
+    for bed in ("bed-²", "bed-٣", "bed-2"):
+        ward.ingest("ecg.samples", samples(bed, 0, 10), 0.0)
+    beds = ward.beds()
+    assert set(beds) == {"bed-²", "bed-٣", "bed-2"} and beds[0] == "bed-2"
+
+
+def test_a_restarted_worker_s_reset_ends_what_the_old_worker_left_open() -> None:
+    """An alarm open when its worker was killed never gets an end; the reset says it is over."""
+    ward = Ward()
+    ward.ingest("ecg.alerts", alert("a1", "vtach", "high", "start", T0 + 10))
+    ward.ingest("ecg.alerts", alert("b1", "vtach", "high", "start", T0 + 10, bed="bed-2"))
+    ward.ingest("ecg.alerts", alert("r1", "pipeline_reset", "technical", "start", T0 + 60))
+    active = {a["alarm_id"] for a in ward.active_alarms(T0 + 61)}
+    assert active == {"b1", "r1"}  # the other bed's alarm is not touched
+    ended = next(h for h in ward.history(now=T0 + 61) if h["alarm_id"] == "a1")
+    assert ended["end"] == T0 + 60 and "analysis restarted" in ended["message"]
+
+
+def test_a_silent_bed_keeps_no_physiological_alarm_active(monkeypatch) -> None:
+    ward = Ward()
+    mono = [1000.0]
+    monkeypatch.setattr(st.time, "monotonic", lambda: mono[0])
+    stream(ward, "bed-1", 2.0, arrived=mono[0])
+    ward.ingest("ecg.alerts", alert("a1", "vtach", "high", "start", T0 + 1))
+    ward.ingest("ecg.alerts", alert("t1", "no_data", "technical", "start", T0 + 1))
+    mono[0] += st.SILENT_ALARM_S - 1
+    assert {a["alarm_id"] for a in ward.active_alarms()} == {"a1", "t1"}
+    mono[0] += 2
+    assert {a["alarm_id"] for a in ward.active_alarms()} == {"t1"}
+    ended = next(h for h in ward.history() if h["alarm_id"] == "a1")
+    assert "no signal from the bed" in ended["message"]

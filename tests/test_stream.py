@@ -1,116 +1,32 @@
 """The live system through a real broker: simulator -> Kafka -> Faust worker -> topics.
 
 Every test starts a fresh Tansu broker (the `kafka_broker` fixture), runs the worker and the
-simulator as the user does (`python -m monitor worker`, `python -m simulators.replay`) and reads
-the output topics without a consumer group. Processes are stopped with their process groups.
+simulator as the user does (`python -m monitor worker`, `python -m simulators.replay`; the
+`stream` fixture) and reads the output topics without a consumer group. Processes are stopped
+with their process groups.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
 from monitor import processes
-from monitor.broker import ENV_BOOTSTRAP
-from monitor.classifier import DEFAULT_MODEL
-from monitor.tail import Record, TopicReader
+from monitor.tail import Record
+from tests.streaming import REPO, collect, first_minutes, values
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
-
-REPO = Path(__file__).resolve().parents[1]
-#: The worker needs ~10 s to start (imports, model, group join); then work takes seconds.
-STARTUP_S = 60.0
-
-
-@pytest.fixture
-def stream(kafka_broker, mitdb_dir, tmp_path):
-    """Start workers and simulators against the test's broker; all stopped at teardown."""
-    if not DEFAULT_MODEL.is_file():
-        pytest.skip(f"shipped model {DEFAULT_MODEL} not built yet: python -m trainer.train")
-    env = {
-        **os.environ,
-        ENV_BOOTSTRAP: kafka_broker.bootstrap,
-        "ECG_MITDB_DIR": str(mitdb_dir),
-        "ECG_WORKER_DATADIR": str(tmp_path / "worker"),
-        "ECG_DEVICE": "cpu",
-        "PYTHONUNBUFFERED": "1",
-    }
-    started: list = []
-
-    class Stream:
-        bootstrap = kafka_broker.bootstrap
-        logs = tmp_path
-
-        def worker(self, name: str = "worker"):
-            argv = processes.python_module("monitor", "worker", "-l", "info")
-            proc = processes.spawn(argv, tmp_path / f"{name}.log", env=env, cwd=REPO)
-            started.append(proc)
-            return proc
-
-        def simulate(self, *args: str):
-            argv = processes.python_module("simulators.replay", "--speed", "0", *args)
-            proc = processes.spawn(argv, tmp_path / "simulator.log", env=env, cwd=REPO)
-            started.append(proc)
-            return proc
-
-        def log(self, name: str) -> str:
-            return processes.log_tail(tmp_path / f"{name}.log", 40)
-
-    yield Stream()
-    for proc in reversed(started):
-        processes.stop(proc)
-
-
-def collect(
-    bootstrap: str,
-    topics: list[str],
-    done: Callable[[list[Record]], bool],
-    timeout_s: float = STARTUP_S,
-    settle_s: float = 3.0,
-) -> list[Record]:
-    """Read `topics` from the start until `done(records)` holds and nothing new came for
-    `settle_s` (or until `timeout_s`); the records in arrival order."""
-    records: list[Record] = []
-    deadline = time.monotonic() + timeout_s
-    quiet_since = time.monotonic()
-    with TopicReader(bootstrap, topics) as reader:
-        while time.monotonic() < deadline:
-            batch = reader.poll(0.5)
-            records += batch
-            if batch:
-                quiet_since = time.monotonic()
-            elif done(records) and time.monotonic() - quiet_since >= settle_s:
-                break
-    return records
-
-
-def _values(records: list[Record], topic: str) -> list[dict]:
-    return [r.value for r in records if r.topic == topic]
-
-
-def _first_minutes(mitdb_dir: Path, record: str, seconds: float, out: Path) -> Path:
-    """The first `seconds` of `record` as a record of its own, same samples, same gains."""
-    import wfdb
-
-    fs = wfdb.rdheader(str(mitdb_dir / record)).fs
-    rec = wfdb.rdrecord(str(mitdb_dir / record), sampto=int(seconds * fs), physical=False)
-    out.mkdir()
-    rec.wrsamp(write_dir=str(out))
-    return out
 
 
 def test_replayed_record_gives_the_offline_annotators_beats(stream, mitdb_dir, tmp_path):
     import wfdb
 
-    data = _first_minutes(mitdb_dir, "100", 180, tmp_path / "data")
+    data = first_minutes(mitdb_dir, "100", 180, tmp_path / "data")
     worker = stream.worker()
     sim = stream.simulate(
         "--beds", "1", "--records", "100", "--data-dir", str(data), "--start-s", "0",
@@ -132,7 +48,7 @@ def test_replayed_record_gives_the_offline_annotators_beats(stream, mitdb_dir, t
     )
     assert sim.returncode == 0, stream.log("simulator")
     assert worker.poll() is None, stream.log("worker")
-    beats = _values(records, "ecg.beats")
+    beats = values(records, "ecg.beats")
     n = len(beats)
     # The stream does not end, so its last beat or two wait for a next R-peak; the offline
     # annotator flushes them.
@@ -153,14 +69,14 @@ def test_ventricular_tachycardia_raises_a_high_alarm_with_start_and_end(stream):
         ["ecg.alerts", "ecg.beats"],
         lambda rs: sim.poll() is not None and any(r.topic == "ecg.beats" for r in rs),
     )
-    vt = [a for a in _values(records, "ecg.alerts") if a["kind"] == "vtach"]
-    assert [a["state"] for a in vt][:2] == ["start", "end"], _values(records, "ecg.alerts")
+    vt = [a for a in values(records, "ecg.alerts") if a["kind"] == "vtach"]
+    assert [a["state"] for a in vt][:2] == ["start", "end"], values(records, "ecg.alerts")
     start, end = vt[0], vt[1]
     assert start["alarm_id"] == end["alarm_id"] and start["priority"] == "high"
     assert start["bed"] == "bed-01" and start["record"] == "207"
     assert start["time"] < end["time"] and start["index"] < end["index"]
     # The reference marks VT from 38.5 s; the alarm falls inside the record's VT/VFL stretch.
-    t0 = min(b["time"] - b["index"] / b["fs"] for b in _values(records, "ecg.beats"))
+    t0 = min(b["time"] - b["index"] / b["fs"] for b in values(records, "ecg.beats"))
     assert 38.0 <= start["time"] - t0 <= 64.0
 
 
@@ -190,18 +106,18 @@ def test_garbage_goes_to_dead_letters_while_a_good_bed_keeps_flowing(stream):
     records = collect(
         stream.bootstrap,
         ["ecg.deadletter", "ecg.beats", "ecg.alerts"],
-        lambda rs: sim.poll() is not None and len(_values(rs, "ecg.deadletter")) >= 6,
+        lambda rs: sim.poll() is not None and len(values(rs, "ecg.deadletter")) >= 6,
     )
-    dead = _values(records, "ecg.deadletter")
+    dead = values(records, "ecg.deadletter")
     assert [d["reason"].split(":")[0] for d in dead] == [
         "malformed_json", "bad_fs", "empty_chunk", "bad_field", "non_finite", "gap"
     ]
     assert dead[0]["payload"].endswith("definitely not json")
     assert all(d["source_topic"] == "ecg.samples" for d in dead)
     assert [d["offset"] for d in dead] == sorted(d["offset"] for d in dead)
-    resets = [a for a in _values(records, "ecg.alerts") if a["kind"] == "pipeline_reset"]
+    resets = [a for a in values(records, "ecg.alerts") if a["kind"] == "pipeline_reset"]
     assert resets and resets[0]["bed"] == "bed-99" and resets[0]["state"] == "start"
-    beats = Counter(b["bed"] for b in _values(records, "ecg.beats"))
+    beats = Counter(b["bed"] for b in values(records, "ecg.beats"))
     assert beats["bed-01"] > 60  # 60 s of record 100 at about 75 bpm: the good bed flowed
     assert worker.poll() is None, stream.log("worker")
 
@@ -209,7 +125,7 @@ def test_garbage_goes_to_dead_letters_while_a_good_bed_keeps_flowing(stream):
 def test_a_restarted_worker_keeps_counting_from_its_table(stream):
     def totals(records: list[Record]) -> dict[str, int]:
         last: dict[str, int] = {}
-        for v in _values(records, "ecg.vitals"):
+        for v in values(records, "ecg.vitals"):
             last[v["bed"]] = v["beats_total"]
         return last
 

@@ -148,7 +148,11 @@ def test_counters_continue_from_the_restored_table_values(classifier, mitdb_dir)
     lead = read_lead("100", mitdb_dir)
     saved = BedCounters(chunks=1000, samples=90_000, beats=700, counts={"N": 690, "V": 10})
     ward = Ward(classifier, restore={"bed-01": saved}.get)
-    beats, _, _ = _play(ward, _chunks("bed-01", lead, 20))
+    beats, alerts, _ = _play(ward, _chunks("bed-01", lead, 20))
+    # Another worker served this bed before: whatever it left open is declared over.
+    reset = [(a.kind, a.state) for a in alerts if a.kind == "pipeline_reset"]
+    assert reset == [("pipeline_reset", "start"), ("pipeline_reset", "end")]
+    assert "another worker process" in alerts[0].message
     c = ward.changed_counters()["bed-01"]
     assert c.chunks == 1000 + 80 and c.samples == 90_000 + 20 * 360
     assert c.beats == 700 + len(beats)
@@ -199,9 +203,13 @@ def test_a_bed_silent_for_an_hour_is_forgotten_but_keeps_its_counts(classifier, 
     ward = Ward(classifier, restore=saved.get)
     _play(ward, _chunks("bed-01", lead, 10))
     saved.update(ward.changed_counters())
-    ward.tick(T0 + FORGET_AFTER_S - 1)
+    alerts, _ = ward.tick(T0 + FORGET_AFTER_S - 1)
     assert "bed-01" in ward.beds
-    ward.tick(T0 + FORGET_AFTER_S + 1)
+    assert [(a.kind, a.state) for a in alerts] == [("no_data", "start")]
+    alerts, _ = ward.tick(T0 + FORGET_AFTER_S + 1)
     assert ward.beds == {}
+    # Forgotten with its no_data alarm closed, not left open on the central station.
+    assert [(a.kind, a.state) for a in alerts] == [("no_data", "end")]
+    assert "forgotten" in alerts[0].message
     _play(ward, _chunks("bed-01", lead, 10))  # back: its counts go on from the table
     assert ward.beds["bed-01"].counters.chunks == 2 * 40

@@ -297,6 +297,16 @@ class AlarmEngine:
         )
         return out
 
+    def close_all(self, index: int, time: float, reason: str) -> list[AlarmEvent]:
+        """The bed leaves this engine (silent for long, forgotten): end every open episode, so
+        none stays open on the central station with nothing left to end it."""
+        index = _check_index(index, "index")
+        time = _check_finite(time, "time")
+        out: list[AlarmEvent] = []
+        for kind in list(self._open):
+            out += self._close(kind, index, time, f"ended: {reason}")
+        return out
+
     # --- beat-driven alarms -----------------------------------------------------------------
 
     def _extend_run(self, label: str, rr: float) -> bool:

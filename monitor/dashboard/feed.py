@@ -19,6 +19,7 @@ import time
 from monitor.dashboard.parse import PARSERS
 from monitor.dashboard.store import TREND_S, Ward
 from monitor.kafka_security import KafkaSecurity
+from monitor.logthrottle import throttle_client_logs
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ class KafkaFeed:
         self._warned_at = -float("inf")
 
     def start(self) -> KafkaFeed:
+        throttle_client_logs()  # an outage is one warning per kind, not ten a second
         self._thread.start()
         return self
 

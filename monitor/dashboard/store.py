@@ -47,6 +47,11 @@ TREND_KEEP = 4000
 #: Alarm history span and hard cap.
 HISTORY_S = 24 * 3600.0
 HISTORY_MAX = 20_000
+#: The worker's technical alarm that opens when it (re)starts a bed's analysis: older alarms of
+#: the bed are over.
+RESET_KIND = "pipeline_reset"
+#: Seconds without a bed's signal after which its physiological alarms are shown as ended.
+SILENT_ALARM_S = 60.0
 #: Beds tracked at most. A new bed beyond it replaces the bed whose signal stopped the longest
 #: ago, once that is `EVICT_IDLE_S` old (a bed that never sent samples counts as silent);
 #: otherwise its messages are refused (and counted), not stored.
@@ -209,9 +214,9 @@ class BedState:
     agreed: int = 0
     recent_agreement: deque = field(default_factory=lambda: deque(maxlen=AGREEMENT_WINDOW))
     model_version: str = ""
-    #: R-peak indices of the beats shown lately: a re-delivered beat is recognised by its index.
-    seen: set = field(default_factory=set)
-    seen_order: deque = field(default_factory=lambda: deque(maxlen=4 * BEATS_KEEP))
+    #: R-peak indices of the beats shown lately, sorted: a re-delivered beat is recognised by
+    #: its index.
+    seen: list = field(default_factory=list)
 
     # -- samples ---------------------------------------------------------------------------
     def add_samples(self, m: Chunk, arrived: float) -> None:
@@ -249,14 +254,17 @@ class BedState:
 
     # -- beats and reference ---------------------------------------------------------------
     def add_beat(self, m: BeatMsg) -> bool:
-        """Show a beat once: a worker restarted mid-stream re-publishes the beats after its last
-        committed offset (at-least-once), with the same R-peak index. False for a repeat."""
-        if m.index in self.seen:
+        """Show a beat once. A worker restarted mid-stream re-publishes the beats after its last
+        committed offset (at-least-once); its new pipeline resamples from another sample, so a
+        repeated R-peak may sit a sample or two off. Two beats closer than the EC57 match
+        window are one beat: no heart beats twice within 150 ms. False for a repeat."""
+        tol = round(MATCH_S * m.fs)
+        i = bisect.bisect_left(self.seen, m.index - tol)
+        if i < len(self.seen) and self.seen[i] <= m.index + tol:
             return False
-        if len(self.seen_order) == self.seen_order.maxlen:
-            self.seen.discard(self.seen_order[0])
-        self.seen_order.append(m.index)
-        self.seen.add(m.index)
+        bisect.insort(self.seen, m.index)
+        if len(self.seen) > 4 * BEATS_KEEP:
+            del self.seen[0]
         mark = BeatMark(self.slot_for(m.record, m.index, m.time), m.time, m.label, m.probs, m.hr)
         self._insert(self.beats, mark)
         self.own_counts[m.label] += 1
@@ -444,6 +452,8 @@ class Ward:
                 known.message = m.message or known.message  # a repeated start (re-read) only
                 return
             alarm = Alarm(m.bed, m.record, m.alarm_id, m.kind, m.priority, m.time, m.message)
+            if m.kind == RESET_KIND:
+                self._end_bed_alarms(m.bed, m.time, "analysis restarted")
             self._episodes[m.alarm_id] = self._active[m.alarm_id] = alarm
             self._break_through(alarm)
         else:
@@ -454,6 +464,28 @@ class Ward:
                 known.end = max(m.time, known.start)
             self._active.pop(m.alarm_id, None)
         self._prune_history(m.time)
+
+    def _end_bed_alarms(self, bed: str, before: float, why: str) -> None:
+        """End the bed's active alarms that started before `before`: their source is gone (a
+        restarted worker does not know them, a silent bed sends nothing to end them)."""
+        for alarm_id, alarm in list(self._active.items()):
+            if alarm.bed == bed and alarm.start <= before:
+                alarm.end = max(before, alarm.start)
+                alarm.message = f"{alarm.message} (ended: {why})"
+                del self._active[alarm_id]
+
+    def _expire_silent(self, now_mono: float) -> None:
+        """A bed whose signal stopped SILENT_ALARM_S ago keeps no physiological alarm active:
+        nothing will end it. The tile says NO SIGNAL and the worker's no_data alarm stays."""
+        for alarm_id, alarm in list(self._active.items()):
+            state = self._beds.get(alarm.bed)
+            if alarm.priority == "technical" or state is None or state.last_data is None:
+                continue
+            if now_mono - state.last_data > SILENT_ALARM_S:
+                alarm.end = time.time() - (now_mono - state.last_data)
+                alarm.end = max(alarm.end, alarm.start)
+                alarm.message = f"{alarm.message} (ended: no signal from the bed)"
+                del self._active[alarm_id]
 
     def _prune_history(self, now: float) -> None:
         while self._episodes:
@@ -606,6 +638,7 @@ class Ward:
         """Active alarms, highest priority first, then newest first."""
         now = time.time() if now is None else now
         with self._lock:
+            self._expire_silent(time.monotonic())
             alarms = sorted(self._active.values(), key=lambda a: (-a.rank, -a.start))
             return [a.as_dict(now) for a in alarms]
 
@@ -673,5 +706,6 @@ def _json_floats(y: np.ndarray) -> list[float | None]:
 
 def _natural_key(name: str) -> tuple:
     """bed-2 before bed-10."""
-    digits = "".join(ch if ch.isdigit() else " " for ch in name).split()
+    # isdecimal, not isdigit: "²" is a digit that int() refuses.
+    digits = "".join(ch if ch.isdecimal() else " " for ch in name).split()
     return (name.rstrip("0123456789"), int(digits[-1]) if digits else -1, name)
