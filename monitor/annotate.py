@@ -1,13 +1,20 @@
 """Offline annotator: the serving pipeline over WFDB records, written as WFDB annotations.
 
-It runs exactly what a bedside stream runs (`BeatExtractor` fed in one-second chunks, then the
-TorchScript classifier on batches of beats), so its output files score the whole product with
-PhysioNet's own tools, e.g. `bxb -r 100 -a atr ecgm`, on any annotated database at any rate.
+It runs exactly what a bedside stream runs (a worker's `BedPipeline` fed in one-second chunks:
+the beat cutter, the TorchScript classifier on batches of beats, the alarm engine), so its
+output scores the whole product with PhysioNet's own tools, e.g. `bxb -r 100 -a atr ecgm`, on
+any annotated database at any rate, and its alarms are the ones a ward would have seen.
+
+The alarms go into the same annotation file the way MIT-BIH writes rhythms: a `+` annotation
+whose aux note names the rhythm alarm now shown (the most severe active one: `(VFL`, `(ASYS`,
+`(VT`, ...; `(N` when none is), and, every kind included, into RECORD.alarms.csv and .json.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import json
 import os
 import shutil
 import sys
@@ -21,9 +28,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from monitor import contract
-from monitor.beats import Beat, BeatExtractor
+from monitor.alarms import AlarmEvent, AlarmSettings
+from monitor.bed import BedPipeline, PendingBeat
 from monitor.errors import InputError, run_cli
 from monitor.records import ENV_MITDB, Lead, read_lead
+from monitor.validate import Chunk
 
 if TYPE_CHECKING:
     from monitor.classifier import BeatClassifier
@@ -35,6 +44,49 @@ CHUNK_S = 1.0
 #: Beats per classifier call.
 DEFAULT_BATCH = 256
 _RECORD_SUFFIXES = (".hea", ".dat", ".atr")
+#: Rhythm alarms written as rhythm changes, most severe first, with their aux notes (MIT-BIH's
+#: own rhythm codes where it has one). `(N`: no rhythm alarm active.
+RHYTHM_NOTES = {
+    "asystole": "(ASYS",
+    "vflutter": "(VFL",
+    "vtach": "(VT",
+    "xtachy": "(XTACHY",
+    "xbrady": "(XBRADY",
+    "svt": "(SVTA",
+    "afib": "(AFIB",
+    "bigeminy": "(B",
+    "trigeminy": "(T",
+}
+NO_RHYTHM_ALARM = "(N"
+
+
+@dataclass(frozen=True)
+class Episode:
+    """One alarm episode, seconds from the record's start."""
+
+    kind: str
+    priority: str
+    start_s: float
+    #: None: still active when the record ended.
+    end_s: float | None
+    start_index: int
+    end_index: int | None
+    message: str
+
+
+def episodes(events: list[AlarmEvent]) -> tuple[Episode, ...]:
+    """Start/end events paired into episodes, in start order."""
+    started: dict[str, AlarmEvent] = {}
+    out: list[Episode] = []
+    for e in events:
+        if e.state == "start":
+            started[e.alarm_id] = e
+            continue
+        s = started.pop(e.alarm_id)
+        out.append(Episode(s.kind, s.priority, s.time, e.time, s.index, e.index, s.message))
+    out += [Episode(s.kind, s.priority, s.time, None, s.index, None, s.message)
+            for s in started.values()]  # fmt: skip
+    return tuple(sorted(out, key=lambda ep: (ep.start_index, ep.kind)))
 
 
 @dataclass(frozen=True)
@@ -49,6 +101,8 @@ class Annotation:
     labels: tuple[str, ...]
     #: Length of the annotated lead, in samples.
     n_samples: int
+    #: Alarm episodes the bed's alarm engine raised on the record.
+    alarms: tuple[Episode, ...] = ()
 
     def counts(self) -> dict[str, int]:
         found = Counter(self.labels)
@@ -60,37 +114,78 @@ def annotate_lead(
     classifier: BeatClassifier,
     chunk_s: float = CHUNK_S,
     batch_size: int = DEFAULT_BATCH,
+    settings: AlarmSettings | None = None,
 ) -> Annotation:
-    """Stream `lead` through a fresh `BeatExtractor` and label its beats `batch_size` at a time."""
+    """Stream `lead` through a fresh `BedPipeline`, labelling beats `batch_size` at a time.
+
+    Stream time is seconds from the record's start; no wall clock is involved (so no no_data).
+    """
     if not np.isfinite(chunk_s) or chunk_s <= 0:
         raise ValueError(f"chunk_s must be a positive number of seconds, got {chunk_s!r}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size!r}")
-    extractor = BeatExtractor(lead.fs)
     chunk = max(1, round(chunk_s * lead.fs))
-    samples: list[int] = []
-    labels: list[str] = []
-    pending: list[Beat] = []
+    pipeline: BedPipeline | None = None
+    labelled: list[PendingBeat] = []
+    pending: list[PendingBeat] = []
+    events: list[AlarmEvent] = []
 
     def drain(final: bool) -> None:
         nonlocal pending
         while len(pending) >= batch_size or (final and pending):
             batch, pending = pending[:batch_size], pending[batch_size:]
-            labels.extend(p.label for p in classifier.classify(batch))
-            samples.extend(b.index for b in batch)
+            for p, prediction in zip(batch, classifier.classify([p.beat for p in batch]),
+                                     strict=True):  # fmt: skip
+                p.label, p.probs = prediction.label, prediction.probs
+            labelled.extend(batch)
 
     for start in range(0, len(lead.signal), chunk):
-        pending.extend(extractor.feed(lead.signal[start : start + chunk]))
+        piece = Chunk(lead.record, lead.record, lead.fs, start, start / lead.fs,
+                      np.asarray(lead.signal[start : start + chunk], dtype=np.float64))  # fmt: skip
+        if pipeline is None:
+            pipeline = BedPipeline(piece, settings)
+        _, beats = pipeline.accept(piece, wall_time=piece.end_time, sent=0.0)
+        pending.extend(beats)
         drain(final=False)
-    pending.extend(extractor.flush())
+        if not pending:  # every queued beat has its label: the alarm engine may run
+            events += pipeline.run_alarms()
     drain(final=True)
+    samples = [p.index for p in labelled]
+    labels = [p.label for p in labelled]
+    if pipeline is not None:
+        events += pipeline.run_alarms()
+        # A stream never ends; a file does: its last beats wait for no next R-peak. They are
+        # labelled for the annotation file but, as live, reach no alarm.
+        tail = pipeline.extractor.flush()
+        samples += [pipeline.segment_start + b.index for b in tail]
+        labels += [p.label for p in classifier.classify(tail)] if tail else []
     return Annotation(
         record=lead.record,
         fs=lead.fs,
         samples=np.asarray(samples, dtype=np.int64),
         labels=tuple(labels),
         n_samples=len(lead.signal),
+        alarms=episodes(events),
     )
+
+
+def rhythm_changes(alarms: tuple[Episode, ...], n_samples: int) -> list[tuple[int, str]]:
+    """(sample, aux note) each time the most severe active rhythm alarm changes."""
+    rank = {kind: i for i, kind in enumerate(RHYTHM_NOTES)}
+    edges = sorted(
+        {ep.start_index for ep in alarms if ep.kind in rank}
+        | {ep.end_index for ep in alarms if ep.kind in rank and ep.end_index is not None}
+    )
+    out: list[tuple[int, str]] = []
+    shown = NO_RHYTHM_ALARM
+    for at in edges:
+        active = [ep.kind for ep in alarms if ep.kind in rank and ep.start_index <= at
+                  and (ep.end_index is None or ep.end_index > at)]  # fmt: skip
+        note = RHYTHM_NOTES[min(active, key=rank.__getitem__)] if active else NO_RHYTHM_ALARM
+        if note != shown and at < n_samples:
+            out.append((at, note))
+            shown = note
+    return out
 
 
 def load_classifier(model: str | Path | None = None, device: str = "auto") -> BeatClassifier:
@@ -105,10 +200,11 @@ def load_classifier(model: str | Path | None = None, device: str = "auto") -> Be
 
 
 def write_annotation(ann: Annotation, out_dir: str | Path) -> Path:
-    """Write `out_dir/<record>.ecgm` atomically: a reader sees the old file or the new, never half.
+    """Write `out_dir/<record>.ecgm` (beats and rhythm-alarm changes) and the alarm list as
+    `<record>.alarms.csv` / `.json`, each atomically: a reader sees the old file or the new.
 
-    The file is written into a private directory beside the target and renamed over it, which is
-    atomic on one file system.
+    Files are written into a private directory beside the targets and renamed over them,
+    which is atomic on one file system.
     """
     if len(ann.samples) == 0:
         raise InputError(
@@ -120,17 +216,38 @@ def write_annotation(ann: Annotation, out_dir: str | Path) -> Path:
     target = out_dir / f"{ann.record}.{EXTENSION}"
     import wfdb
 
+    changes = rhythm_changes(ann.alarms, ann.n_samples)
+    marks = sorted(
+        [(int(s), 0, label, "") for s, label in zip(ann.samples, ann.labels, strict=True)]
+        + [(at, -1, "+", note) for at, note in changes]  # a change before a beat at its sample
+    )
     tmp = Path(tempfile.mkdtemp(prefix=f".{ann.record}.", dir=out_dir))
     try:
         wfdb.wrann(
             ann.record,
             EXTENSION,
-            sample=ann.samples,
-            symbol=list(ann.labels),
+            sample=np.array([m[0] for m in marks], dtype=np.int64),
+            symbol=[m[2] for m in marks],
+            aux_note=[m[3] for m in marks],
             fs=ann.fs,
             write_dir=str(tmp),
         )
+        rows = [
+            {"kind": ep.kind, "priority": ep.priority, "start_s": round(ep.start_s, 3),
+             "end_s": None if ep.end_s is None else round(ep.end_s, 3), "message": ep.message}
+            for ep in ann.alarms
+        ]  # fmt: skip
+        with open(tmp / "alarms.csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=["kind", "priority", "start_s", "end_s",
+                                                   "message"])  # fmt: skip
+            writer.writeheader()
+            writer.writerows(rows)
+        (tmp / "alarms.json").write_text(json.dumps(
+            {"record": ann.record, "fs": ann.fs, "seconds": ann.n_samples / ann.fs,
+             "alarms": rows}, indent=1))  # fmt: skip
         os.replace(tmp / target.name, target)
+        for kind in ("csv", "json"):
+            os.replace(tmp / f"alarms.{kind}", out_dir / f"{ann.record}.alarms.{kind}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
@@ -157,8 +274,9 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="ecg-annotate",
         description="Label every beat of WFDB records (any sampling rate >= 100 Hz) with the "
-        "serving pipeline; writes OUT/RECORD.ecgm (symbols N S V F Q), readable by "
-        "wfdb.rdann(path, 'ecgm') and PhysioNet's bxb.",
+        "serving pipeline; writes OUT/RECORD.ecgm (symbols N S V F Q, and rhythm alarms as "
+        "'+' annotations with aux notes), readable by wfdb.rdann(path, 'ecgm') and PhysioNet's "
+        "bxb, and the alarm episodes as OUT/RECORD.alarms.csv and .json.",
     )
     p.add_argument("records", nargs="+", metavar="RECORD", help="record name, or path DIR/RECORD")
     p.add_argument("--data-dir", help=f"directory of the records (default: ${ENV_MITDB})")
@@ -199,9 +317,12 @@ def run(argv: list[str] | None = None) -> int:
             failed += 1
             continue
         counts = " ".join(f"{c}={n}" for c, n in ann.counts().items())
+        kinds = Counter(ep.kind for ep in ann.alarms)
+        alarms = ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())) or "none"
         print(
             f"{name}: {len(ann.samples)} beats ({counts}) in {ann.n_samples / ann.fs:.0f} s of "
-            f"{lead.name} at {ann.fs:g} Hz, took {time.perf_counter() - t0:.1f} s -> {path}",
+            f"{lead.name} at {ann.fs:g} Hz, took {time.perf_counter() - t0:.1f} s -> {path}; "
+            f"alarm episodes: {alarms}",
             flush=True,
         )
     return 2 if failed else 0

@@ -164,6 +164,11 @@ class BedPipeline:
         return self.pos.record
 
     @property
+    def segment_start(self) -> int:
+        """Source index of the cutter's first sample: beat indices count from here."""
+        return self._segment_start
+
+    @property
     def newest_time(self) -> float:
         """Stream time just after the newest sample received."""
         return self.pos.end_time

@@ -218,6 +218,46 @@ def test_brief_rate_excursion_does_not_alarm() -> None:
     assert not any(e.kind == "hr_high" for e in events)
 
 
+def test_extreme_tachycardia_after_17_beats_replaces_hr_high() -> None:
+    # 130 bpm (hr_high), then 160 bpm (extreme), then 100 bpm
+    beats = rhythm(("N", 0.8, 20), ("N", 0.46, 20), ("N", 0.375, 40), ("N", 0.6, 40))
+    events, times = feed_beats(AlarmEngine(360.0), beats)
+    start, _ = assert_one_episode(events, "xtachy")
+    assert start.priority == "high"
+    assert start.time == times[40 + 16]  # the 17th interval beyond 140 bpm
+    hr = [e for e in events if e.kind == "hr_high"]
+    assert [e.state for e in hr] == ["start", "end"] and hr[1].time == start.time
+    assert "superseded by Extreme tachycardia" in hr[1].message
+    assert not any(e.kind == "hr_high" and e.time > start.time for e in events)
+
+
+def test_extreme_bradycardia_after_5_beats_replaces_hr_low() -> None:
+    beats = rhythm(("N", 0.8, 20), ("N", 1.75, 12), ("N", 0.8, 30))  # 34 bpm, then 75
+    events, times = feed_beats(AlarmEngine(360.0), beats)
+    start, _ = assert_one_episode(events, "xbrady")
+    assert start.time == times[20 + 4]  # the 5th interval below 40 bpm
+    assert not any(e.kind == "hr_low" for e in events)  # 5 beats come before its 5 s confirm
+
+
+def test_v_tach_is_one_red_alarm_not_also_an_extreme_tachycardia() -> None:
+    beats = rhythm(("N", 0.8, 20), ("V", 0.35, 30), ("N", 0.8, 30))  # 171 bpm VT
+    events, _ = feed_beats(AlarmEngine(360.0), beats)
+    start, end = assert_one_episode(events, "vtach")
+    during = [e.kind for e in events if start.time < e.time < end.time]
+    assert not any(e.kind in ("xtachy", "hr_high", "pvc_run") for e in events)
+    assert during == []  # nor frequent PVCs or couplets while the V-tach lasts
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [({"xbrady_bpm": 55}, "xbrady_bpm"), ({"xtachy_bpm": 100}, "xtachy_bpm"),
+     ({"xtachy_beats": 0}, "xtachy_beats")],
+)
+def test_extreme_rate_limits_are_checked(kwargs: dict, name: str) -> None:
+    with pytest.raises(ValueError, match=name):
+        AlarmSettings(**kwargs)
+
+
 # --- asystole ---------------------------------------------------------------------------------
 
 
@@ -238,7 +278,7 @@ def test_asystole_starts_once_and_ends_when_beats_return(rng: np.random.Generato
 
 
 def test_asystole_ends_other_rhythm_alarms(rng: np.random.Generator) -> None:
-    rr = np.full(60, 0.4)  # 150 bpm, hr_high after 5 s
+    rr = np.full(60, 0.46)  # 130 bpm, hr_high after 5 s
     r_times = 0.5 + np.cumsum(rr)
     signal = synthetic_ecg(r_times, r_times[-1] + 9, rng)
     signal += 0.05 * np.sin(2 * np.pi * 0.3 * np.arange(len(signal)) / FS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 from pathlib import Path
@@ -85,15 +86,18 @@ def test_annotates_records_at_their_own_rate(mitdb_dir, shipped_model, tmp_path)
     done = _annotate("r100", "r119", "--data-dir", data, "--out", out, "--model", shipped_model)
     assert done.returncode == 0, done.stderr
     assert len(done.stdout.strip().splitlines()) == 2
-    # Atomic writes leave nothing behind but the annotation files.
-    assert sorted(p.name for p in out.iterdir()) == ["r100.ecgm", "r119.ecgm"]
+    # Atomic writes leave nothing behind but the annotation files and the alarm lists.
+    assert sorted(p.name for p in out.iterdir()) == [
+        f"{r}.{ext}" for r in ("r100", "r119") for ext in ("alarms.csv", "alarms.json", "ecgm")]
 
     import wfdb
 
     for name, ((ref_idx, ref_sym), fs) in refs.items():
         ann = wfdb.rdann(str(out / name), "ecgm")
         assert ann.fs == fs
-        assert set(ann.symbol) <= set(contract.CLASSES)
+        assert set(ann.symbol) <= set(contract.CLASSES) | {"+"}
+        beat = np.array([s != "+" for s in ann.symbol])
+        ann.sample, ann.symbol = ann.sample[beat], list(np.array(ann.symbol)[beat])
         m = ec57.match(ref_idx, ann.sample, fs)
         # Most beats, not all: detector quality is measured by benchmarks/detector_ec57.py, and
         # the first and last beat of a stream are never cut (no RR before, none after).
@@ -104,6 +108,39 @@ def test_annotates_records_at_their_own_rate(mitdb_dir, shipped_model, tmp_path)
         ref_cls = [contract.AAMI_MAP[s] for s in ref_sym[m.pairs[:, 0]]]
         got = np.array(ann.symbol)[m.pairs[:, 1]]
         assert np.mean(got == np.array(ref_cls)) > 0.9, f"{name}: labels disagree with .atr"
+
+
+def test_alarms_are_written_as_rhythm_changes_and_as_lists(mitdb_dir, shipped_model, tmp_path):
+    """Record 119's ventricular bigeminy and trigeminy: the same episodes in all three files."""
+    import csv
+    import json
+
+    import wfdb
+
+    from monitor.annotate import NO_RHYTHM_ALARM, RHYTHM_NOTES
+
+    data, out = tmp_path / "data", tmp_path / "out"
+    data.mkdir()
+    _short_copy(mitdb_dir, "119", data, "r119", None)
+    done = _annotate("r119", "--data-dir", data, "--out", out, "--model", shipped_model)
+    assert done.returncode == 0, done.stderr
+    assert "alarm episodes: " in done.stdout and "bigeminy" in done.stdout
+    listed = json.loads((out / "r119.alarms.json").read_text())
+    assert listed["record"] == "r119" and listed["seconds"] == pytest.approx(SECONDS)
+    with open(out / "r119.alarms.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["kind"] for r in rows] == [a["kind"] for a in listed["alarms"]]
+    assert {"bigeminy", "trigeminy"} <= {r["kind"] for r in rows}
+    for a in listed["alarms"]:
+        assert 0 <= a["start_s"] <= (a["end_s"] if a["end_s"] is not None else SECONDS)
+    ann = wfdb.rdann(str(out / "r119"), "ecgm")
+    changes = [(s, n) for s, sym, n in zip(ann.sample, ann.symbol, ann.aux_note, strict=True)
+               if sym == "+"]  # fmt: skip
+    notes = [n for _, n in changes]
+    assert set(notes) <= {*RHYTHM_NOTES.values(), NO_RHYTHM_ALARM}
+    assert "(B" in notes and all(a != b for a, b in itertools.pairwise(notes))
+    first = min(a["start_s"] for a in listed["alarms"] if a["kind"] in RHYTHM_NOTES)
+    assert changes[0][0] / 360.0 == pytest.approx(first, abs=1e-2)
 
 
 def _bad_record(kind: str, data: Path) -> str:
@@ -143,7 +180,8 @@ def test_each_bad_record_is_one_line_and_the_good_one_is_still_written(tiny_mode
     assert len(lines) == len(BAD_RECORDS), done.stderr
     for line, (kind, expected) in zip(lines, BAD_RECORDS.items(), strict=True):
         assert line.startswith(f"error: record {kind!r}") and expected in line, line
-    assert [p.name for p in out.iterdir()] == ["good.ecgm"]
+    written = sorted(p.name for p in out.iterdir())
+    assert written == ["good.alarms.csv", "good.alarms.json", "good.ecgm"]
 
 
 def test_missing_data_dir_and_model_are_one_line_errors(tiny_model, tmp_path) -> None:

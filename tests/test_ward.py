@@ -80,6 +80,24 @@ def test_beats_equal_the_offline_annotator_on_the_same_samples(classifier, mitdb
     assert b.model_version == classifier.version
 
 
+@pytest.mark.slow
+def test_alarms_equal_the_offline_annotator_s_on_the_same_samples(classifier, mitdb_dir):
+    """Record 119 (ventricular bigeminy and trigeminy): the worker's alert events and the
+    offline annotator's alarm episodes are the same episodes at the same samples."""
+    lead = read_lead("119", mitdb_dir)
+    seconds = 300
+    _, alerts, _ = _play(Ward(classifier, max_batch=64), _chunks("bed-01", lead, seconds))
+    offline = annotate_lead(
+        Lead(lead.record, lead.name, lead.fs, lead.signal[: int(seconds * lead.fs)]), classifier,
+        chunk_s=CHUNK / lead.fs,
+    )  # fmt: skip
+    live = sorted((a.kind, a.index) for a in alerts if a.state == "start")
+    assert live == sorted((ep.kind, ep.start_index) for ep in offline.alarms)
+    assert {"bigeminy", "trigeminy"} <= {kind for kind, _ in live}
+    ends = {(a.kind, a.index) for a in alerts if a.state == "end"}
+    assert ends == {(ep.kind, ep.end_index) for ep in offline.alarms if ep.end_index is not None}
+
+
 def test_garbage_is_dead_lettered_while_a_good_bed_keeps_flowing(classifier, mitdb_dir):
     lead = read_lead("100", mitdb_dir)
     good = _chunks("bed-01", lead, 30)

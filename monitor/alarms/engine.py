@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from monitor.alarms.events import NAMES, PRIORITIES, AlarmEvent
+from monitor.alarms.events import NAMES, PRIORITIES, SUPERSEDED_BY, SUPERSEDES, AlarmEvent
 from monitor.alarms.quality import QualityReading, SignalQuality
 from monitor.alarms.rhythm import (
     entropy,
@@ -187,6 +187,7 @@ class AlarmEngine:
 
         self._rr.append(rr)
         self._fast_rr.append(rr)
+        self._extreme_rr.append(rr)
         self._labels.append(label)
         if label == "V":
             self._v_times.append(time)
@@ -439,11 +440,13 @@ class AlarmEngine:
 
     def _track_rate(self, index: int, time: float) -> list[AlarmEvent]:
         s = self.settings
+        out = self._track_extreme("xtachy", s.xtachy_beats, index, time)
+        out += self._track_extreme("xbrady", s.xbrady_beats, index, time)
         full = len(self._rr) == self._rr.maxlen
         hr = self.hr or 0.0
         high_limit = s.hr_high_bpm - (s.hr_hysteresis_bpm if "hr_high" in self._open else 0.0)
         low_limit = s.hr_low_bpm + (s.hr_hysteresis_bpm if "hr_low" in self._open else 0.0)
-        return self._track(
+        return out + self._track(
             "hr_high",
             full and hr >= high_limit,
             index,
@@ -458,6 +461,26 @@ class AlarmEngine:
             lambda: f"Heart rate low: {hr:.0f} bpm (limit {s.hr_low_bpm:.0f})",
             confirm=s.hr_confirm_s,
         )
+
+    def _track_extreme(self, kind: str, beats: int, index: int, time: float) -> list[AlarmEvent]:
+        """Extreme rate: `beats` of the last `beats` + 1 intervals beyond the limit (one stray
+        interval, an ectopic coupling or a missed beat, does not reset the count); it ends
+        once that no longer holds with the limit moved inside by the HR hysteresis."""
+        s = self.settings
+        recent = list(self._extreme_rr)[-(beats + 1) :]
+        band = s.hr_hysteresis_bpm if kind in self._open else 0.0
+        if kind == "xtachy":
+            limit, name = s.xtachy_bpm, "tachycardia"
+            beyond = [rr for rr in recent if 60.0 / rr >= limit - band]
+        else:
+            limit, name = s.xbrady_bpm, "bradycardia"
+            beyond = [rr for rr in recent if 60.0 / rr <= limit + band]
+        met = len(beyond) >= beats
+        rate = 60.0 / statistics.median(beyond) if met else 0.0
+        return self._track(
+            kind, met, index, time,
+            lambda: f"Extreme {name}: {rate:.0f} bpm for {beats} beats (limit {limit:.0f})",
+        )  # fmt: skip
 
     # --- sample-driven alarms ---------------------------------------------------------------
 
@@ -527,6 +550,7 @@ class AlarmEngine:
         """Open the episode once `met` has held for `confirm` seconds; end it once absent for
         `hold` seconds (default `end_hold_s`)."""
         ep = self._open.get(kind)
+        met = met and not any(top in self._open for top in SUPERSEDED_BY[kind])
         if met:
             if ep is not None:
                 ep.last_seen = time
@@ -543,9 +567,14 @@ class AlarmEngine:
         return []
 
     def _open_episode(self, kind: str, index: int, time: float, message: str) -> list[AlarmEvent]:
+        out = []
+        for below in SUPERSEDES.get(kind, ()):
+            self._pending.pop(below, None)
+            if below in self._open:
+                out += self._close(below, index, time, f"superseded by {NAMES[kind]}")
         event = self._event(kind, "start", index, time, message, f"{self.bed}:{kind}:{index}")
         self._open[kind] = _Episode(event, time)
-        return [event]
+        return [*out, event]
 
     def _close(self, kind: str, index: int, time: float, message: str) -> list[AlarmEvent]:
         ep = self._open.pop(kind)
@@ -564,6 +593,7 @@ class AlarmEngine:
         s = self.settings
         self._rr: deque[float] = deque(maxlen=s.hr_beats)
         self._fast_rr: deque[float] = deque(maxlen=s.vflutter_beats)
+        self._extreme_rr: deque[float] = deque(maxlen=max(s.xtachy_beats, s.xbrady_beats) + 1)
         self._af_rr: deque[float] = deque(maxlen=s.af_window_beats)
         longest = max(2 * s.bigeminy_cycles, 3 * s.trigeminy_cycles) + 1
         self._labels: deque[str] = deque(maxlen=longest)

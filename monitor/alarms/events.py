@@ -11,6 +11,8 @@ _KINDS: dict[str, tuple[str, str]] = {
     "asystole": ("high", "Asystole"),
     "vtach": ("high", "Ventricular tachycardia"),
     "vflutter": ("high", "Ventricular flutter/fibrillation"),
+    "xtachy": ("high", "Extreme tachycardia"),
+    "xbrady": ("high", "Extreme bradycardia"),
     "pvc_couplet": ("medium", "PVC couplets"),
     "pvc_run": ("medium", "PVC run"),
     "bigeminy": ("medium", "Ventricular bigeminy"),
@@ -30,6 +32,22 @@ PRIORITIES: dict[str, str] = {kind: priority for kind, (priority, _) in _KINDS.i
 #: What a person calls each kind, for messages.
 NAMES: dict[str, str] = {kind: name for kind, (_, name) in _KINDS.items()}
 KINDS: tuple[str, ...] = tuple(PRIORITIES)
+#: What a clinician reads as one finding: while a kind on the left is active, the kinds on its
+#: right do not start, and they end when it starts (V-fib makes a rate, a run or a pattern of
+#: detected beats meaningless; a V-tach is fast without a second "extreme tachycardia"; an
+#: extreme-rate alarm replaces the medium HR alarm). Asystole ends every other physiological
+#: alarm itself (`AlarmEngine`), so a bed shows one red alarm, the most severe.
+SUPERSEDES: dict[str, tuple[str, ...]] = {
+    "vflutter": ("vtach", "xtachy", "xbrady", "svt", "afib", "pvc_run", "pvc_couplet",
+                 "bigeminy", "trigeminy", "pvc_burden", "hr_high", "hr_low", "pause"),
+    "vtach": ("xtachy", "hr_high", "pvc_run", "pvc_couplet", "pvc_burden"),
+    "xtachy": ("hr_high",),
+    "xbrady": ("hr_low",),
+}
+#: kind -> the kinds whose activity keeps it from starting (the inverse of SUPERSEDES).
+SUPERSEDED_BY: dict[str, tuple[str, ...]] = {
+    kind: tuple(top for top, below in SUPERSEDES.items() if kind in below) for kind in PRIORITIES
+}
 STATES = ("start", "end")
 
 

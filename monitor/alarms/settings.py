@@ -24,6 +24,13 @@ class AlarmSettings:
     hr_beats: int = 12
     #: The rate must stay beyond a limit this long before its alarm starts.
     hr_confirm_s: float = 5.0
+    #: Extreme bradycardia / tachycardia (high priority, replacing hr_low / hr_high): the
+    #: median rate of the last `xbrady_beats` / `xtachy_beats` intervals beyond these limits
+    #: (the common central-station defaults: below 40 bpm for 5 beats, above 140 for 17).
+    xbrady_bpm: float = 40.0
+    xbrady_beats: int = 5
+    xtachy_bpm: float = 140.0
+    xtachy_beats: int = 17
 
     # --- asystole / pause -------------------------------------------------------------------
     #: No QRS for this long is asystole.
@@ -142,6 +149,8 @@ class AlarmSettings:
         rules = [
             ("hr_low_bpm", self.hr_low_bpm > 0, "must be > 0"),
             ("hr_high_bpm", self.hr_high_bpm > self.hr_low_bpm, "must be above hr_low_bpm"),
+            ("xbrady_bpm", 0 < self.xbrady_bpm <= self.hr_low_bpm, "must be in (0, hr_low_bpm]"),
+            ("xtachy_bpm", self.xtachy_bpm >= self.hr_high_bpm, "must be >= hr_high_bpm"),
             ("asystole_s", self.asystole_s > self.pause_s, "must be longer than pause_s"),
             ("pause_s", self.pause_s > 0, "must be > 0"),
             ("vt_rate_bpm", self.vt_rate_bpm > 0, "must be > 0"),

@@ -11,6 +11,8 @@ from monitor.alarms.events import NAMES
 ABBREVIATIONS = {
     "vtach": "V-TACH",
     "vflutter": "V-FIB/FLUTTER",
+    "xtachy": "EXTREME TACHY",
+    "xbrady": "EXTREME BRADY",
     "bigeminy": "BIGEMINY",
     "trigeminy": "TRIGEMINY",
     "svt": "SVT",
