@@ -3,6 +3,7 @@ against the database's rhythm annotations.
 
     python benchmarks/alarm_quality.py --data-dir D [--labels reference|model] [--model PATH]
         [--records 207 223 ...] [--set vt_beats=4 --set af_nrmssd=0.12 ...] [--per-record]
+        [--noise em:6 --nstdb-dir N]
 
 Label modes:
 - reference: the reference beat labels (.atr, AAMI classes) at the reference R-peaks. This
@@ -28,6 +29,15 @@ excludes any episode. A second table gives every alarm kind's episode count and 
 the alarm burden a ward would see. MIT-BIH annotates no asystole, but the sinus pauses of
 record 232 (up to 6 s) meet its 4 s definition.
 
+Red alarms. A third table judges every high-priority episode against the reference: V-tach
+and V-fib/flutter true when they overlap a (VT or (VFL episode; asystole when a reference RR
+interval of at least `asystole_s` overlaps it (or ended within the engine's hold-back, pause_s
+plus beat_latency_s, before it); extreme tachycardia / bradycardia when the
+median of the `xtachy_beats` / `xbrady_beats` reference RR intervals before its start is beyond
+the limit moved by the HR hysteresis. Targets: at most 1 false red alarm per 24 h of clean
+signal, 1 per hour with NSTDB electrode-motion noise at 6 dB (`--noise em:6`: the noise record
+added over the whole record, cycled, scaled to that SNR by the NST's definition).
+
 Settings are tuned on DS1 only (de Chazal 2004); DS2 is reported, never tuned on.
 """
 
@@ -48,6 +58,7 @@ from monitor.beats import BeatExtractor
 from monitor.contract import AAMI_MAP, LOCAL_RR_BEATS, WINDOW_RR, aami_class
 from monitor.errors import InputError, run_cli
 from monitor.records import DS1, DS2, list_records, read_lead, resolve_mitdb
+from simulators.noise import NoiseSpec, load_noise, noise_gain
 
 #: Reference rhythm -> alarm kind.
 RHYTHMS = {
@@ -71,6 +82,8 @@ CONFIRMED_BY = {kind: (kind,) for kind in RHYTHMS.values()} | {"vtach": ("vtach"
 CHUNK_S = 0.5
 DETECTOR_LATENCY_S = 0.3
 TARGETS = {"vtach": (0.90, 0.80)}
+#: False red alarms allowed per hour: clean signal, and with noise added.
+RED_TARGET_PER_H = {"clean": 1 / 24, "noisy": 1.0}
 
 
 @dataclass
@@ -86,6 +99,9 @@ class RecordResult:
     hours: float
     reference: dict[str, list[Span]] = field(default_factory=dict)
     alarms: dict[str, list[Span]] = field(default_factory=dict)
+    #: High-priority episodes judged against the reference: kind -> [true?, ...].
+    red: dict[str, list[bool]] = field(default_factory=dict)
+    noisy: bool = False
 
 
 def reference_annotations(record: str, data_dir: Path) -> tuple[np.ndarray, list[str], dict]:
@@ -146,10 +162,14 @@ def model_stream(signal: np.ndarray, fs: float, classifier, chunk: int) -> list[
 
 
 def run_record(
-    record: str, data_dir: Path, mode: str, settings: AlarmSettings, classifier
+    record: str, data_dir: Path, mode: str, settings: AlarmSettings, classifier,
+    noise: np.ndarray | None = None, snr_db: float = 0.0,
 ) -> RecordResult:
     lead = read_lead(record, data_dir)
     fs, signal = lead.fs, lead.signal
+    if noise is not None:
+        cycled = noise[np.arange(len(signal)) % len(noise)]
+        signal = signal + noise_gain(signal, cycled, fs, snr_db) * cycled
     chunk = round(CHUNK_S * fs)
     ref_beats, ref_labels, episodes = reference_annotations(record, data_dir)
     if mode == "reference":
@@ -173,7 +193,35 @@ def run_record(
         result.reference[kind] = [
             Span(s / fs, e / fs, int(np.sum((ref_beats >= s) & (ref_beats < e)))) for s, e in spans
         ]
+    result.red = judge_red(result, ref_beats / fs, settings)
     return result
+
+
+def judge_red(result: RecordResult, beat_times: np.ndarray, s: AlarmSettings) -> dict:
+    """Each high-priority episode, true or false against the reference (module docstring)."""
+    rr = np.diff(beat_times)
+    ventricular = [r for k in ("vtach", "vflutter") for r in result.reference.get(k, [])]
+
+    def rate_before(t: float, beats: int) -> float:
+        k = int(np.searchsorted(beat_times, t, side="right"))
+        recent = rr[max(0, k - 1 - beats) : max(0, k - 1)]
+        return 60.0 / float(np.median(recent)) if len(recent) else 0.0
+
+    def asystole(a: Span) -> bool:
+        # The engine may report a standstill up to its hold-back after the next R-peak.
+        late = s.pause_s + s.beat_latency_s
+        long = np.flatnonzero(rr >= s.asystole_s)
+        return any(overlaps(a, Span(beat_times[i], beat_times[i + 1] + late)) for i in long)
+
+    band = s.hr_hysteresis_bpm
+    truth = {
+        "vtach": lambda a: any(overlaps(a, r) for r in ventricular),
+        "vflutter": lambda a: any(overlaps(a, r) for r in ventricular),
+        "asystole": asystole,
+        "xtachy": lambda a: rate_before(a.start, s.xtachy_beats) >= s.xtachy_bpm - band,
+        "xbrady": lambda a: 0 < rate_before(a.start, s.xbrady_beats) <= s.xbrady_bpm + band,
+    }
+    return {kind: [truth[kind](a) for a in result.alarms.get(kind, [])] for kind in truth}
 
 
 def alarm_spans(events: list[AlarmEvent], end_of_record: float) -> dict[str, list[Span]]:
@@ -270,6 +318,8 @@ def print_tables(results: list[RecordResult], settings: AlarmSettings, per_recor
             active = sum(s.end - s.start for r in chosen for s in r.alarms.get(kind, []))
             cells.append(f"{n:6d} ({n / hours:6.1f}/h, {100 * active / 3600 / hours:5.1f}%)")
         print(f"{kind:15} " + " ".join(f"{c:>24}" for c in cells))
+    print()
+    print_red(results, groups)
     if per_record:
         print()
         for r in results:
@@ -279,6 +329,28 @@ def print_tables(results: list[RecordResult], settings: AlarmSettings, per_recor
                 if s.ref or s.alarms:
                     parts.append(f"{kind} {s.detected}/{s.ref} ref, {s.true_alarms}/{s.alarms} al")
             print(f"{r.record}: " + "; ".join(parts))
+
+
+def print_red(results: list[RecordResult], groups: list) -> None:
+    noisy = any(r.noisy for r in results)
+    limit = RED_TARGET_PER_H["noisy" if noisy else "clean"]
+    print(f"red alarms ({'with noise' if noisy else 'clean'}): episodes, false ones, false per "
+          f"hour (target <= {limit:.3g}/h)")
+    kinds = ("asystole", "vflutter", "vtach", "xtachy", "xbrady")
+    print(f"{'split':5} {'hours':>6} " + " ".join(f"{k:>14}" for k in kinds)
+          + f" {'all false/h':>12}")  # fmt: skip
+    for name, members in groups:
+        chosen = [r for r in results if members is None or r.record in members]
+        hours = sum(r.hours for r in chosen)
+        cells, false_all = [], 0
+        for kind in kinds:
+            verdicts = [v for r in chosen for v in r.red.get(kind, [])]
+            false = verdicts.count(False)
+            false_all += false
+            cells.append(f"{len(verdicts):4d} {false:3d} {false / hours:5.2f}")
+        met = "met" if false_all / hours <= limit else "NOT met"
+        print(f"{name:5} {hours:6.1f} " + " ".join(f"{c:>14}" for c in cells)
+              + f" {false_all / hours:8.2f} {met}")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -291,6 +363,8 @@ def main(argv: list[str] | None = None) -> int:
         "--set", action="append", default=[], metavar="NAME=VALUE", help="override a setting"
     )
     ap.add_argument("--per-record", action="store_true", help="also print each record's score")
+    ap.add_argument("--noise", help="add NSTDB noise KIND:SNR_DB to every record, e.g. em:6")
+    ap.add_argument("--nstdb-dir", help="NSTDB directory (default: $ECG_NSTDB_DIR)")
     args = ap.parse_args(argv)
     overrides = {}
     for item in args.set:
@@ -312,9 +386,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"model: {classifier.path} (version {classifier.version})")
     changed = {k: getattr(settings, k) for k in overrides}
     print(f"labels: {args.labels}; records: {len(records)}; settings changed: {changed or 'none'}")
+    spec = NoiseSpec.parse(args.noise) if args.noise else None
+    noise = {}
+    if spec is not None:
+        print(f"noise: NSTDB {spec.kind} at {spec.snr_db:g} dB SNR over every whole record")
     results = []
     for record in records:
-        results.append(run_record(record, data_dir, args.labels, settings, classifier))
+        fs = read_lead(record, data_dir).fs
+        if spec is not None and fs not in noise:
+            noise[fs] = load_noise(spec.kind, fs, args.nstdb_dir)
+        result = run_record(record, data_dir, args.labels, settings, classifier,
+                            noise.get(fs), spec.snr_db if spec else 0.0)  # fmt: skip
+        result.noisy = spec is not None
+        results.append(result)
         print(f"  {record} done", file=sys.stderr, flush=True)
     print_tables(results, settings, args.per_record)
     return 0

@@ -9,32 +9,35 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-_DEFAULT_MITDB = REPO.parent / "shared" / "data" / "mitdb"
-_DEFAULT_NSTDB = REPO.parent / "shared" / "data" / "nstdb"
+_SHARED = REPO.parent / "shared" / "data"
 
 
-def _data_dir(env: str, default: Path) -> Path | None:
+def _data_dir(env: str, folder: str, what: str) -> Path:
+    """$`env`, else ../shared/data/`folder` beside the repo; the test is skipped, saying how to
+    point at the data, when neither holds WFDB records."""
     chosen = os.environ.get(env)
-    path = Path(chosen) if chosen else default
-    return path if (path / "RECORDS").is_file() or any(path.glob("*.hea")) else None
+    path = Path(chosen) if chosen else _SHARED / folder
+    if not ((path / "RECORDS").is_file() or any(path.glob("*.hea"))):
+        pytest.skip(f"{what} not found: set {env} to a directory with the {folder} records")
+    return path
 
 
 @pytest.fixture(scope="session")
 def mitdb_dir() -> Path:
-    """MIT-BIH Arrhythmia Database: $ECG_MITDB_DIR, else ../shared/data/mitdb beside the repo."""
-    path = _data_dir("ECG_MITDB_DIR", _DEFAULT_MITDB)
-    if path is None:
-        pytest.skip("MIT-BIH not found: set ECG_MITDB_DIR to a directory with the mitdb records")
-    return path
+    """MIT-BIH Arrhythmia Database."""
+    return _data_dir("ECG_MITDB_DIR", "mitdb", "MIT-BIH")
 
 
 @pytest.fixture(scope="session")
 def nstdb_dir() -> Path:
-    """MIT-BIH Noise Stress Test Database: $ECG_NSTDB_DIR, else ../shared/data/nstdb."""
-    path = _data_dir("ECG_NSTDB_DIR", _DEFAULT_NSTDB)
-    if path is None:
-        pytest.skip("MIT-BIH NSTDB not found: set ECG_NSTDB_DIR to the nstdb noise records")
-    return path
+    """MIT-BIH Noise Stress Test Database (noise records)."""
+    return _data_dir("ECG_NSTDB_DIR", "nstdb", "MIT-BIH NSTDB")
+
+
+@pytest.fixture(scope="session")
+def cudb_dir() -> Path:
+    """Creighton University Ventricular Tachyarrhythmia Database."""
+    return _data_dir("ECG_CUDB_DIR", "cudb", "CUDB")
 
 
 def _broker_or_skip():

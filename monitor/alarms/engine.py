@@ -11,6 +11,10 @@ Design:
   RR plus the detector latency after its R-peak. Asystole therefore waits for that hold-back
   on top of `asystole_s`, and is judged at the START of each samples chunk (all beats cut
   from earlier chunks are in by then, whichever order the caller feeds beats and samples).
+- Ventricular fibrillation/flutter is decided on the samples too (`monitor.alarms.vf`), so it
+  is found whatever the QRS detector does meanwhile; while it lasts, asystole and the alarms
+  built on detected beats do not start (`events.SUPERSEDES`). The same kind also opens on an
+  extreme rate of detected beats (flutter that the detector still follows).
 - When asystole starts, every other physiological episode ends: no rhythm continues without
   beats. A flat line raises leads_off but does NOT suppress asystole: without electrode
   impedance a flat lead and a silent heart look alike, and missing asystole is the worse error.
@@ -39,6 +43,7 @@ from monitor.alarms.rhythm import (
     turning_point_ratio,
 )
 from monitor.alarms.settings import AlarmSettings
+from monitor.alarms.vf import MAX_FS, MIN_FS, VFDetector, VFReading, VFSettings
 from monitor.contract import CLASSES
 
 # Medians of the few recent RR intervals use `statistics.median`: the same value as np.median,
@@ -103,6 +108,7 @@ class AlarmEngine:
         self._counts = dict.fromkeys(CLASSES, 0)
         self._wall_last: float | None = None
         self._quality = SignalQuality(self.fs, self.settings)
+        self._vf = self._vf_detector()
         self._sqi = 0.0
         self._forget_stream()
 
@@ -188,6 +194,7 @@ class AlarmEngine:
         self._rr.append(rr)
         self._fast_rr.append(rr)
         self._extreme_rr.append(rr)
+        self._beat_times.append(time)
         self._labels.append(label)
         if label == "V":
             self._v_times.append(time)
@@ -249,6 +256,8 @@ class AlarmEngine:
             )
         if self._clock_index is None:
             self._quality.restart(start_index)
+            if self._vf is not None:
+                self._vf.restart(start_index)
             self._anchor_time = time
         else:
             out += self._check_asystole(start_index, time)
@@ -256,6 +265,8 @@ class AlarmEngine:
         self._clock_time = time + len(x) / self.fs
         for reading in self._quality.feed(x):
             out += self._on_quality(reading, time + (reading.index - start_index) / self.fs)
+        for vf in self._vf.feed(x) if self._vf is not None else ():
+            out += self._on_vf(vf, time + (vf.index - start_index) / self.fs)
         return out
 
     def tick(self, now_wall: float) -> list[AlarmEvent]:
@@ -292,6 +303,7 @@ class AlarmEngine:
         if fs is not None and fs != self.fs:
             self.fs = float(fs)
             self._quality = SignalQuality(self.fs, self.settings)
+            self._vf = self._vf_detector()
         self._forget_stream()
         out += self._open_episode(
             "pipeline_reset", index, time, f"ECG analysis restarting: {reason}"
@@ -386,7 +398,7 @@ class AlarmEngine:
             time,
             lambda: f"{NAMES[kind]}: {len(run)} beats at {run.rate():.0f} bpm",
         )
-        if met:
+        if met and kind in self._open:  # not when a more severe alarm supersedes it
             ep = self._open[kind]
             ep.beats += 1 if ep.run is run else len(run)
             ep.run = run
@@ -494,7 +506,7 @@ class AlarmEngine:
         delay, well inside the 10 s IEC 60601-2-27 allows for cardiac standstill.
         """
         s = self.settings
-        if "asystole" in self._open or self._anchor_time is None:
+        if "asystole" in self._open or "vflutter" in self._open or self._anchor_time is None:
             return []
         pending = min(max(self._last_rr or 0.0, s.pause_s), s.asystole_s)
         holdback = pending + s.beat_latency_s
@@ -509,6 +521,34 @@ class AlarmEngine:
         self._run = _Run()  # a run does not continue across a standstill
         out += self._open_episode("asystole", index, time, f"Asystole: no QRS for {silent:.1f} s")
         return out
+
+    def _vf_detector(self) -> VFDetector | None:
+        """The signal-level VF detector, for the rates it supports (the stream's whole range)."""
+        if not MIN_FS <= self.fs <= MAX_FS:
+            return None
+        s = self.settings
+        return VFDetector(self.fs, VFSettings(score_threshold=s.vf_score,
+                                              amplitude_floor_mv=s.vf_amplitude_mv))  # fmt: skip
+
+    def _organised(self, time: float, window_s: float) -> bool:
+        """Whether the beats detected in the `window_s` before `time` are a steady rhythm."""
+        s = self.settings
+        times = [t for t in self._beat_times if time - window_s < t <= time]
+        if len(times) < 4:
+            return False
+        rr = np.diff(times)
+        mean = float(rr.mean())
+        return float(rr.std()) < s.vf_organised_cv * mean and 60.0 / mean < s.vf_organised_bpm
+
+    def _on_vf(self, r: VFReading, time: float) -> list[AlarmEvent]:
+        shockable = r.shockable and not self._organised(time, self._vf.settings.window_s)
+        self._vf_run = self._vf_run + 1 if shockable else 0
+        met = shockable and (self._vf_run >= self.settings.vf_confirm or "vflutter" in self._open)
+        return self._track(
+            "vflutter", met, r.index, time,
+            lambda: f"Ventricular fibrillation/flutter: {self._vf_run} s of a shockable signal, "
+            f"{r.freq:.1f} Hz, {r.amplitude_mv:.1f} mV",
+        )  # fmt: skip
 
     def _on_quality(self, q: QualityReading, time: float) -> list[AlarmEvent]:
         s = self.settings
@@ -609,6 +649,9 @@ class AlarmEngine:
         self._clock_time: float | None = None
         #: kind -> stream time its condition started holding, for alarms that need it to persist.
         self._pending: dict[str, float] = {}
+        #: Consecutive shockable VF readings, and the recent beats that can veto them.
+        self._vf_run = 0
+        self._beat_times: deque[float] = deque(maxlen=64)
 
 
 def _check_finite(value: float, name: str) -> float:

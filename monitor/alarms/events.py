@@ -35,10 +35,11 @@ KINDS: tuple[str, ...] = tuple(PRIORITIES)
 #: What a clinician reads as one finding: while a kind on the left is active, the kinds on its
 #: right do not start, and they end when it starts (V-fib makes a rate, a run or a pattern of
 #: detected beats meaningless; a V-tach is fast without a second "extreme tachycardia"; an
-#: extreme-rate alarm replaces the medium HR alarm). Asystole ends every other physiological
-#: alarm itself (`AlarmEngine`), so a bed shows one red alarm, the most severe.
+#: extreme-rate alarm replaces the medium HR alarm; shockable VF is not asystole even when no QRS
+#: is detected). Asystole ends every other physiological alarm itself (`AlarmEngine`), so a bed
+#: shows one red alarm, the most severe.
 SUPERSEDES: dict[str, tuple[str, ...]] = {
-    "vflutter": ("vtach", "xtachy", "xbrady", "svt", "afib", "pvc_run", "pvc_couplet",
+    "vflutter": ("asystole", "vtach", "xtachy", "xbrady", "svt", "afib", "pvc_run", "pvc_couplet",
                  "bigeminy", "trigeminy", "pvc_burden", "hr_high", "hr_low", "pause"),
     "vtach": ("xtachy", "hr_high", "pvc_run", "pvc_couplet", "pvc_burden"),
     "xtachy": ("hr_high",),

@@ -57,10 +57,24 @@ class AlarmSettings:
     run_pause_ratio: float = 1.6
     #: A run of at least this many V beats that does not meet the VT criteria is a PVC run.
     pvc_run_beats: int = 3
-    #: Ventricular flutter / fibrillation shown as an extreme rate: the median of the last
-    #: `vflutter_beats` RR intervals (any label) corresponds to at least this rate.
+    #: Ventricular flutter / fibrillation also from the beats, as an extreme rate: the median
+    #: of the last `vflutter_beats` RR intervals (any label) corresponds to at least this rate.
     vflutter_rate_bpm: float = 250.0
     vflutter_beats: int = 6
+    #: Ventricular fibrillation / flutter on the signal itself (`monitor.alarms.vf`, one
+    #: reading per second over 8 s windows): raised after this many consecutive shockable
+    #: readings, ended `end_hold_s` after the last one ...
+    vf_confirm: int = 3
+    #: ... a reading being shockable when its logistic score reaches this (log-odds) and its
+    #: robust peak-to-peak amplitude this (coarse VF; a flat or tiny signal never is).
+    vf_score: float = 1.0
+    vf_amplitude_mv: float = 0.2
+    #: ... unless the QRS detector found an organised rhythm in the same window: at least 4
+    #: beats whose RR intervals vary by less than this coefficient of variation, slower than
+    #: this rate (flutter is regular but faster). Wide paced or bundle-branch complexes and
+    #: noise on a steady rhythm look like VF to the signal features, never to the beat train.
+    vf_organised_cv: float = 0.15
+    vf_organised_bpm: float = 200.0
     #: PVC burden alarm: V beats in the last 60 s of stream time at or above this.
     pvc_burden_per_min: float = 10.0
     #: The burden alarm ends once the count is this far below the limit.
@@ -157,6 +171,8 @@ class AlarmSettings:
             ("run_pause_ratio", self.run_pause_ratio > 1, "must be > 1"),
             ("svt_rate_bpm", self.svt_rate_bpm > 0, "must be > 0"),
             ("vflutter_rate_bpm", self.vflutter_rate_bpm > 0, "must be > 0"),
+            ("vf_amplitude_mv", self.vf_amplitude_mv > 0, "must be > 0"),
+            ("vf_organised_bpm", self.vf_organised_bpm > 0, "must be > 0"),
             ("pvc_run_beats", self.pvc_run_beats >= 2, "must be at least 2 (2 is a couplet)"),
             ("vt_beats", self.vt_beats >= 2, "must be at least 2"),
             ("af_window_beats", self.af_window_beats >= 8, "must be at least 8"),
