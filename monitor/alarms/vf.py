@@ -256,12 +256,37 @@ class VFDetector:
             self._k_next += 1
         self._k_first = self._k_next
         self._abuf = np.zeros(0)  # analysis samples ending just before _k_next
+        self._held: list[np.ndarray] = []  # samples fed but not yet filtered
+        self._held_n = 0
+
+    def _next_boundary(self) -> int:
+        """Analysis index of the next reading: a step boundary after the samples computed so
+        far, and a whole window after the start."""
+        after = -(-(self._k_next + 1) // self._step) * self._step
+        full = -(-(self._k_first + self._window) // self._step) * self._step
+        return max(after, full)
 
     def feed(self, x_mv: np.ndarray) -> list[VFReading]:
-        """Append the next samples (mV); evaluate at every step boundary they complete."""
+        """Append the next samples (mV); evaluate at every step boundary they complete.
+
+        Samples are only held until a reading is due, then filtered and resampled in one go:
+        a live chunk is a quarter of a second, and a handful of numpy calls per chunk cost more
+        than the once-a-second features. The filters carry their state, so the result does not
+        depend on where the work was cut.
+        """
         x = _check_samples(x_mv)
         if len(x) == 0:
             return []
+        self._held.append(x)
+        self._held_n += len(x)
+        b = self._next_boundary()
+        if not (b - 1) * (self.fs / ANALYSIS_FS) < self._end + self._held_n - 1:
+            return []  # the next reading needs samples that have not arrived
+        x = self._held[0] if len(self._held) == 1 else np.concatenate(self._held)
+        self._held, self._held_n = [], 0
+        return self._process(x)
+
+    def _process(self, x: np.ndarray) -> list[VFReading]:
         if self._lp_zi is None:
             self._lp_zi = self._lp_zi0 * x[0]
         y, self._lp_zi = sps.sosfilt(self._lp, x, zi=self._lp_zi)
