@@ -72,6 +72,8 @@ bench: setup
 	$(PY) benchmarks/inference.py
 	$(PY) benchmarks/detector_ec57.py
 	$(PY) benchmarks/alarm_quality.py
+	$(PY) benchmarks/vf_detector.py
+	$(PY) benchmarks/vf_alarms.py
 	$(PY) benchmarks/stream_throughput.py
 	$(PY) benchmarks/stream_latency.py
 	$(PY) benchmarks/dashboard_load.py
