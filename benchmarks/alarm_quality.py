@@ -3,7 +3,7 @@ against the database's rhythm annotations.
 
     python benchmarks/alarm_quality.py --data-dir D [--labels reference|model] [--model PATH]
         [--records 207 223 ...] [--set vt_beats=4 --set af_nrmssd=0.12 ...] [--per-record]
-        [--noise em:6 --nstdb-dir N]
+        [--noise em:6 --nstdb-dir N] [--leads all|one]
 
 Label modes:
 - reference: the reference beat labels (.atr, AAMI classes) at the reference R-peaks. This
@@ -163,13 +163,14 @@ def model_stream(signal: np.ndarray, fs: float, classifier, chunk: int) -> list[
 
 def run_record(
     record: str, data_dir: Path, mode: str, settings: AlarmSettings, classifier,
-    noise: np.ndarray | None = None, snr_db: float = 0.0,
+    noise: np.ndarray | None = None, snr_db: float = 0.0, both_leads: bool = True,
 ) -> RecordResult:
-    lead = read_lead(record, data_dir)
-    fs, signal = lead.fs, lead.signal
-    if noise is not None:
+    lead = read_lead(record, data_dir, others=both_leads)
+    fs, signal, others = lead.fs, lead.signal, list(lead.others)
+    if noise is not None:  # electrode motion moves every lead
         cycled = noise[np.arange(len(signal)) % len(noise)]
-        signal = signal + noise_gain(signal, cycled, fs, snr_db) * cycled
+        gain = noise_gain(signal, cycled, fs, snr_db)
+        signal, others = signal + gain * cycled, [o + gain * cycled for o in others]
     chunk = round(CHUNK_S * fs)
     ref_beats, ref_labels, episodes = reference_annotations(record, data_dir)
     if mode == "reference":
@@ -181,7 +182,8 @@ def run_record(
     k = 0
     for start in range(0, len(signal), chunk):
         end = min(start + chunk, len(signal))
-        events += engine.on_samples(signal[start:end], start, start / fs, wall_time=end / fs)
+        events += engine.on_samples(signal[start:end], start, start / fs, wall_time=end / fs,
+                                    others=[o[start:end] for o in others])  # fmt: skip
         while k < len(stream) and stream[k][0] <= end:
             _, label, index, rr = stream[k]
             events += engine.on_beat(label, index, index / fs, rr)
@@ -363,6 +365,8 @@ def main(argv: list[str] | None = None) -> int:
         "--set", action="append", default=[], metavar="NAME=VALUE", help="override a setting"
     )
     ap.add_argument("--per-record", action="store_true", help="also print each record's score")
+    ap.add_argument("--leads", choices=("all", "one"), default="all",
+                    help="give the alarm engine every lead of the record (default) or one")
     ap.add_argument("--noise", help="add NSTDB noise KIND:SNR_DB to every record, e.g. em:6")
     ap.add_argument("--nstdb-dir", help="NSTDB directory (default: $ECG_NSTDB_DIR)")
     args = ap.parse_args(argv)
@@ -385,7 +389,8 @@ def main(argv: list[str] | None = None) -> int:
         classifier = BeatClassifier(args.model, device="cpu")
         print(f"model: {classifier.path} (version {classifier.version})")
     changed = {k: getattr(settings, k) for k in overrides}
-    print(f"labels: {args.labels}; records: {len(records)}; settings changed: {changed or 'none'}")
+    print(f"labels: {args.labels}; leads: {args.leads}; records: {len(records)}; "
+          f"settings changed: {changed or 'none'}")
     spec = NoiseSpec.parse(args.noise) if args.noise else None
     noise = {}
     if spec is not None:
@@ -396,7 +401,8 @@ def main(argv: list[str] | None = None) -> int:
         if spec is not None and fs not in noise:
             noise[fs] = load_noise(spec.kind, fs, args.nstdb_dir)
         result = run_record(record, data_dir, args.labels, settings, classifier,
-                            noise.get(fs), spec.snr_db if spec else 0.0)  # fmt: skip
+                            noise.get(fs), spec.snr_db if spec else 0.0,
+                            both_leads=args.leads == "all")  # fmt: skip
         result.noisy = spec is not None
         results.append(result)
         print(f"  {record} done", file=sys.stderr, flush=True)

@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     mitdb = data_dir(args.mitdb_dir, "ECG_MITDB_DIR", "mitdb")
     import wfdb
 
-    lead = read_lead("207", mitdb)
+    lead = read_lead("207", mitdb, others=True)  # both leads, as the simulator sends them
     ann = wfdb.rdann(str(mitdb / "207"), "atr")
     vfl = _rhythm_intervals(ann.sample, ann.aux_note, len(lead.signal), "(VFL")
     cases.append(("207", lead, [(s / lead.fs, e / lead.fs) for s, e in vfl]))

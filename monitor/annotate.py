@@ -116,7 +116,8 @@ def annotate_lead(
     batch_size: int = DEFAULT_BATCH,
     settings: AlarmSettings | None = None,
 ) -> Annotation:
-    """Stream `lead` through a fresh `BedPipeline`, labelling beats `batch_size` at a time.
+    """Stream `lead` (and its `others`, for the alarms) through a fresh `BedPipeline`, labelling
+    beats `batch_size` at a time.
 
     Stream time is seconds from the record's start; no wall clock is involved (so no no_data).
     """
@@ -141,7 +142,9 @@ def annotate_lead(
 
     for start in range(0, len(lead.signal), chunk):
         piece = Chunk(lead.record, lead.record, lead.fs, start, start / lead.fs,
-                      np.asarray(lead.signal[start : start + chunk], dtype=np.float64))  # fmt: skip
+                      np.asarray(lead.signal[start : start + chunk], dtype=np.float64),
+                      tuple(np.asarray(o[start : start + chunk], dtype=np.float64)
+                            for o in lead.others))  # fmt: skip
         if pipeline is None:
             pipeline = BedPipeline(piece, settings)
         _, beats = pipeline.accept(piece, wall_time=piece.end_time, sent=0.0)
@@ -307,7 +310,7 @@ def run(argv: list[str] | None = None) -> int:
         name = record
         try:
             name, directory = _locate(record, data_dir)
-            lead = read_lead(name, directory)
+            lead = read_lead(name, directory, others=True)  # every lead, as the simulator sends
             ann = annotate_lead(lead, classifier, batch_size=args.batch_size)
             path = write_annotation(ann, out)
         except InputError as exc:

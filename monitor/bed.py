@@ -232,8 +232,9 @@ class BedPipeline:
             if item[0] == "samples":
                 _, chunk, wall = item
                 out += self.alarms.on_samples(
-                    chunk.samples, chunk.start_index, chunk.start_time, wall_time=wall
-                )
+                    chunk.samples, chunk.start_index, chunk.start_time, wall_time=wall,
+                    others=chunk.others,
+                )  # fmt: skip
             elif item[0] == "beat":
                 p = item[1]
                 self.counters.beats += 1

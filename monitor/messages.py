@@ -27,7 +27,12 @@ class _Message(faust.Record, serializer="json", include_metadata=False, abstract
 
 
 class SampleChunk(_Message):
-    """A bedside monitor's chunk of one lead; key = bed id."""
+    """A bedside monitor's chunk of one bed's ECG; key = bed id.
+
+    `samples` is the lead the beats are cut from; `leads`, when the monitor has more, holds the
+    bed's other leads over the same samples (each as long as `samples`): the worker uses them to
+    tell a lead fault from asystole or fibrillation.
+    """
 
     bed: str
     record: str
@@ -38,6 +43,7 @@ class SampleChunk(_Message):
     #: Epoch seconds of the first sample; sample k was taken at start_time + k / fs.
     start_time: float
     samples: list[float]
+    leads: list[list[float]] | None = None
 
 
 class BeatEvent(_Message):

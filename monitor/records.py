@@ -52,6 +52,8 @@ class Lead:
     name: str
     fs: float
     signal: np.ndarray
+    #: The record's other leads (mV, same length), when read with `others=True`.
+    others: tuple[np.ndarray, ...] = ()
 
 
 def choose_lead(sig_names: list[str]) -> int:
@@ -87,8 +89,9 @@ def _check_length(record: str, data_dir: Path, hdr, fs: float) -> None:
         )
 
 
-def read_lead(record: str, data_dir: str | Path) -> Lead:
-    """Read the chosen lead of `record` (a name inside `data_dir`) as mV at its own rate."""
+def read_lead(record: str, data_dir: str | Path, others: bool = False) -> Lead:
+    """Read the chosen lead of `record` (a name inside `data_dir`) as mV at its own rate, and
+    with `others` its other leads too (a lead that cannot be used is left out)."""
     import wfdb
 
     data_dir = Path(data_dir)
@@ -114,16 +117,14 @@ def read_lead(record: str, data_dir: str | Path) -> Lead:
     except ValueError as exc:
         raise InputError(f"record {record!r}: {exc}") from None
     _check_length(record, data_dir, hdr, fs)
+    channels = [channel] + ([c for c in range(len(names)) if c != channel] if others else [])
     try:
-        rec = wfdb.rdrecord(str(data_dir / record), channels=[channel], physical=True)
+        rec = wfdb.rdrecord(str(data_dir / record), channels=channels, physical=True)
     except Exception as exc:
         raise InputError(f"record {record!r}: cannot read samples: {exc}") from exc
-    units = (rec.units or ["mV"])[0]
-    signal = rec.p_signal[:, 0].astype(np.float64)
-    if units.lower() in ("uv", "µv"):
-        signal = signal / 1000.0
-    elif units.lower() == "v":
-        signal = signal * 1000.0
+    leads = [_to_mv(rec.p_signal[:, k], (rec.units or ["mV"] * len(channels))[k])
+             for k in range(len(channels))]  # fmt: skip
+    signal = leads[0]
     if not np.all(np.isfinite(signal)):
         raise InputError(
             f"record {record!r} lead {names[channel]}: samples contain NaN or infinite values "
@@ -131,7 +132,17 @@ def read_lead(record: str, data_dir: str | Path) -> Lead:
         )
     if len(signal) == 0 or np.ptp(signal) == 0:
         raise InputError(f"record {record!r} lead {names[channel]}: the signal is a flat line")
-    return Lead(record=record, name=names[channel], fs=fs, signal=signal)
+    usable = tuple(x for x in leads[1:] if np.all(np.isfinite(x)) and np.ptp(x) > 0)
+    return Lead(record=record, name=names[channel], fs=fs, signal=signal, others=usable)
+
+
+def _to_mv(x: np.ndarray, units: str) -> np.ndarray:
+    x = x.astype(np.float64)
+    if units.lower() in ("uv", "µv"):
+        return x / 1000.0
+    if units.lower() == "v":
+        return x * 1000.0
+    return x
 
 
 def list_records(data_dir: str | Path) -> list[str]:

@@ -35,6 +35,8 @@ MAX_ABS_MV = 100.0
 UNITS_TO_MV = {"mV": 1.0, "uV": 1e-3, "µV": 1e-3, "V": 1e3}
 #: Epoch seconds accepted for start_time: 2001-09-09 .. 2286-11-20, i.e. "a real clock".
 MIN_EPOCH, MAX_EPOCH = 1e9, 1e10
+#: Other leads a chunk may carry beside `samples` (a 12-lead monitor has 11 more).
+MAX_OTHER_LEADS = 11
 #: JSON numbers as json.loads returns them (bool, a subclass of int, is excluded by type()).
 _NUMBER_TYPES = {float, int}
 
@@ -58,6 +60,8 @@ class Chunk:
     start_time: float
     #: Samples in mV, float64, all finite.
     samples: np.ndarray
+    #: The bed's other leads over the same samples (mV, same length), when it sends them.
+    others: tuple[np.ndarray, ...] = ()
 
     @property
     def end_index(self) -> int:
@@ -150,22 +154,39 @@ def parse_chunk(value: bytes | None, key: bytes | None) -> Chunk:
         raise Rejected(
             "too_long", f"{len(samples)} samples is over {MAX_CHUNK_S:g} s at {fs:g} Hz"
         )
-    if not set(map(type, samples)) <= _NUMBER_TYPES:  # map/set run in C: ~3x a generator
-        bad = next(v for v in samples if type(v) not in _NUMBER_TYPES)
-        raise Rejected("bad_field", f"'samples' holds a {type(bad).__name__}: {bad!r}")
+    x = _lead(samples, "'samples'", units)
+    others = msg.get("leads")
+    if others is None:
+        return Chunk(bed, record, fs, start_index, start_time, x)
+    if not isinstance(others, list) or len(others) > MAX_OTHER_LEADS:
+        raise Rejected("bad_field", f"'leads' must be a list of at most {MAX_OTHER_LEADS} leads")
+    for i, lead in enumerate(others):
+        if not isinstance(lead, list) or len(lead) != len(samples):
+            raise Rejected("bad_field", f"'leads'[{i}] must be a list of {len(samples)} numbers, "
+                           "as long as 'samples'")  # fmt: skip
+    extra = tuple(_lead(lead, f"'leads'[{i}]", units) for i, lead in enumerate(others))
+    return Chunk(bed, record, fs, start_index, start_time, x, extra)
+
+
+def _lead(values: list, name: str, units: str) -> np.ndarray:
+    """One lead's samples as mV, or `Rejected` naming the lead."""
+    if not set(map(type, values)) <= _NUMBER_TYPES:  # map/set run in C: ~3x a generator
+        bad = next(v for v in values if type(v) not in _NUMBER_TYPES)
+        raise Rejected("bad_field", f"{name} holds a {type(bad).__name__}: {bad!r}")
     try:
-        x = np.asarray(samples, dtype=np.float64)
+        x = np.asarray(values, dtype=np.float64)
     except OverflowError:  # a JSON integer beyond float range
-        raise Rejected("out_of_range", "a sample is beyond the float range") from None
+        raise Rejected("out_of_range", f"a sample of {name} is beyond the float range") from None
     if units != "mV":
         x *= UNITS_TO_MV[units]
     # One pass for both checks: the max of |x| is NaN or inf exactly when a sample is.
     peak = float(np.abs(x).max())
     if not math.isfinite(peak):
         bad = int(np.count_nonzero(~np.isfinite(x)))
-        raise Rejected("non_finite", f"{bad} of {len(x)} samples are NaN or infinite")
+        raise Rejected("non_finite", f"{bad} of {len(x)} samples of {name} are NaN or infinite")
     if peak > MAX_ABS_MV:
         raise Rejected(
-            "out_of_range", f"|sample| up to {peak:g} mV; over {MAX_ABS_MV:g} mV is not an ECG"
-        )
-    return Chunk(bed, record, fs, start_index, start_time, x)
+            "out_of_range", f"|sample| of {name} up to {peak:g} mV; over {MAX_ABS_MV:g} mV is "
+            "not an ECG",
+        )  # fmt: skip
+    return x

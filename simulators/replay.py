@@ -140,6 +140,8 @@ class BedStream:
     chunk_s: float
     #: Seconds of signal to play, or None to loop until stopped.
     duration_s: float | None = None
+    #: The record's other leads, sent in the same messages (`SampleChunk.leads`).
+    others: tuple[np.ndarray, ...] = ()
     position: int = -1  # next sample of the record; -1 = the plan's offset
     played: int = 0  # samples sent so far, across loops
 
@@ -166,10 +168,11 @@ class BedStream:
         start, end = self.next_bounds()
         if end == start:
             return []
-        x = self.signal[start:end]
-        if self.noise is not None:
+        leads = [lead[start:end] for lead in (self.signal, *self.others)]
+        if self.noise is not None:  # electrode motion moves every lead
             at = (self.plan.noise_offset + self.played + np.arange(end - start)) % len(self.noise)
-            x = x + self.noise_gain * self.noise[at]
+            leads = [x + self.noise_gain * self.noise[at] for x in leads]
+        x = leads[0]
         start_time = t0 + self.plan.phase_s + self.played / self.fs
         key = self.plan.bed.encode()
         chunk = SampleChunk(
@@ -180,6 +183,7 @@ class BedStream:
             start_index=start,
             start_time=start_time,
             samples=np.round(x, DECIMALS).tolist(),
+            leads=[np.round(o, DECIMALS).tolist() for o in leads[1:]] or None,
         )
         out = [(SAMPLES, key, chunk.dumps())]
         if reference:
@@ -240,12 +244,12 @@ class Replay:
                       self.last_error)
 
     def _send(self, topic: str, key: bytes, value: bytes) -> None:
+        self.sent += 1
         try:
             future = self.producer.send(topic, key=key, value=value)
         except Exception as exc:  # no metadata within max_block_ms, buffer full, closed
             self._on_failed(exc)
             return
-        self.sent += 1
         future.add_callback(self._on_delivered)
         future.add_errback(self._on_failed)
 
@@ -306,7 +310,7 @@ def build_beds(args: argparse.Namespace) -> list[BedStream]:
     data_dir = resolve_mitdb(args.data_dir, records)
     leads = {}
     for record in dict.fromkeys(records[: args.beds]):
-        leads[record] = read_lead(record, data_dir)
+        leads[record] = read_lead(record, data_dir, others=args.leads == "all")
     used = list(leads)
     spec = NoiseSpec.parse(args.noise) if args.noise else None
     noise = None
@@ -338,7 +342,7 @@ def build_beds(args: argparse.Namespace) -> list[BedStream]:
         beds.append(
             BedStream(
                 plan, lead.fs, lead.signal, ann_index, ann_symbol, bed_noise, gains[plan.record],
-                chunk_s, args.duration_s,
+                chunk_s, args.duration_s, lead.others,
             )
         )
     return beds
@@ -404,6 +408,10 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         help="stop each bed after this many seconds of signal (default: loop until stopped)",
     )
+    p.add_argument(
+        "--leads", choices=("all", "one"), default="all",
+        help="send every lead of the record (default; the first is the analysed one) or one",
+    )  # fmt: skip
     p.add_argument("--noise", help="add NSTDB noise, KIND:SNR_DB with KIND bw, em or ma (em:6)")
     p.add_argument("--nstdb-dir", help="NSTDB directory (default: $ECG_NSTDB_DIR, else download)")
     p.add_argument(
@@ -448,18 +456,25 @@ def run(argv: list[str] | None = None) -> int:
         len(beds), " ".join(records), f"{args.speed:g}x" if args.speed else "full speed",
         args.bootstrap,
     )
+    from kafka.errors import KafkaError
+
     try:
         replay.run()
     finally:
-        producer.flush(timeout=10)
-        producer.close(timeout=10)
+        try:  # what is still queued gets the same delivery timeout as every message
+            producer.flush(timeout=DELIVERY_TIMEOUT_S)
+        except KafkaError as exc:
+            log.error("the broker did not take the last messages within %.0f s: %s",
+                      DELIVERY_TIMEOUT_S, exc)  # fmt: skip
+        producer.close(timeout=1)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    log.info("stopped: %d chunks, %d reference beats sent; %d messages delivered, %d failed",
-             replay.chunks_sent, replay.references_sent, replay.delivered, replay.failed)
-    if replay.failed:
-        log.error("%d messages were not delivered to %s (last: %s)", replay.failed,
-                  args.bootstrap, replay.last_error)
+    lost = replay.sent - replay.delivered
+    log.info("stopped: %d chunks, %d reference beats sent; %d messages delivered, %d not",
+             replay.chunks_sent, replay.references_sent, replay.delivered, lost)  # fmt: skip
+    if lost:
+        log.error("%d messages were not delivered to %s (last error: %s)", lost,
+                  args.bootstrap, replay.last_error or "none reported")  # fmt: skip
         return 1
     return 0
 

@@ -117,6 +117,26 @@ def test_noise_is_added_from_the_noise_record_with_its_gain():
     np.testing.assert_allclose(value["samples"], expected, atol=5e-5)
 
 
+def test_every_lead_travels_in_the_chunk_with_the_same_noise():
+    noise = np.linspace(-1, 1, 50)
+    other = np.round(np.cos(np.arange(1000) / 10.0), 3)
+    bed = _stream(noise=noise, noise_gain=0.5, offset=0, others=(other,))
+    msgs = bed.take(T0, reference=False)
+    chunk = parse_chunk(msgs[0][2], msgs[0][1])
+    assert len(chunk.others) == 1
+    np.testing.assert_allclose(chunk.others[0], other[:90] + 0.5 * noise[np.arange(90) % 50],
+                               atol=5e-5)  # fmt: skip
+    assert "leads" in json.loads(_stream().take(T0, reference=False)[0][2])  # null: one lead
+
+
+def test_the_simulator_reads_both_mitdb_leads_unless_told_one(mitdb_dir):
+    from simulators.replay import _parser, build_beds
+
+    args = ["--beds", "1", "--records", "100", "--data-dir", str(mitdb_dir)]
+    assert len(build_beds(_parser().parse_args(args))[0].others) == 1
+    assert build_beds(_parser().parse_args([*args, "--leads", "one"]))[0].others == ()
+
+
 def test_noise_gain_meets_the_nst_snr_definition():
     fs = 360.0
     t = np.arange(int(60 * fs)) / fs

@@ -48,6 +48,32 @@ def test_the_simulators_record_type_is_what_the_validator_accepts():
     assert chunk.start_index == sent.start_index and list(chunk.samples) == sent.samples
 
 
+def test_other_leads_travel_with_the_chunk_in_the_same_units():
+    sent = SampleChunk(**{**GOOD, "units": "uV", "samples": [1000, -500],
+                          "leads": [[200, 300], [0, -1000]]})  # fmt: skip
+    chunk = parse_chunk(sent.dumps(), b"bed-01")
+    assert len(chunk.others) == 2
+    np.testing.assert_allclose(chunk.others[0], [0.2, 0.3])
+    np.testing.assert_allclose(chunk.others[1], [0.0, -1.0])
+    assert parse_chunk(_raw(), b"bed-01").others == ()  # one lead: as before
+
+
+@pytest.mark.parametrize(
+    ("leads", "category", "words"),
+    [
+        ([[1.0, 2.0]], "bad_field", "'leads'[0] must be a list of 4 numbers"),
+        ("abc", "bad_field", "'leads' must be a list"),
+        ([[0.0] * 4] * 12, "bad_field", "at most 11"),
+        ([[0.0, "x", 0.0, 0.0]], "bad_field", "'leads'[0] holds a str"),
+        ([[0.0, 1e6, 0.0, 0.0]], "out_of_range", "'leads'[0]"),
+    ],
+)
+def test_a_bad_other_lead_is_rejected_naming_it(leads, category, words):
+    with pytest.raises(Rejected) as err:
+        parse_chunk(_raw(leads=leads), b"bed-01")
+    assert err.value.category == category and words in str(err.value)
+
+
 def test_microvolts_are_converted_to_millivolts():
     chunk = parse_chunk(_raw(units="uV", samples=[1000, -500]), b"bed-01")
     np.testing.assert_allclose(chunk.samples, [1.0, -0.5])

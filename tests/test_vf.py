@@ -224,3 +224,55 @@ def test_sinus_record_100_raises_no_red_alarm(mitdb_dir, classifier):
     lead = read_lead("100", mitdb_dir)
     red = [a for a in _alarms(lead.signal, lead.fs, classifier, "100") if a.priority == "high"]
     assert red == []
+
+
+# --- a second lead tells a lead fault from asystole and fibrillation ----------------------------
+
+
+def test_a_flat_analysed_lead_with_beats_on_the_other_is_leads_off_not_asystole(
+    mitdb_dir, classifier
+):
+    lead = read_lead("100", mitdb_dir, others=True)
+    n = round(180 * lead.fs)
+    flat = lead.signal[:n].copy()
+    flat[round(60 * lead.fs) : round(120 * lead.fs)] = 0.0  # electrodes off for a minute
+    two = _alarms_of(flat, lead.fs, classifier, (lead.others[0][:n],))
+    one = _alarms_of(flat, lead.fs, classifier, ())
+    assert "leads_off" in {a.kind for a in two}
+    assert not any(a.kind == "asystole" for a in two), two
+    assert any(a.kind == "asystole" for a in one)  # one lead cannot tell them apart
+
+
+def test_fibrillation_on_one_lead_while_the_other_shows_beats_is_a_lead_fault(
+    mitdb_dir, cu05, classifier
+):
+    lead = read_lead("100", mitdb_dir, others=True)
+    vf, vf_fs, start = cu05
+    vf = resample(vf[CU05_ONSET - start :], vf_fs, lead.fs)  # 30 s of VF, at 360 Hz
+    n = round(120 * lead.fs)
+    x = lead.signal[:n].copy()
+    at = round(60 * lead.fs)
+    x[at : at + len(vf)] = vf[: n - at]  # an artefact that looks like VF on one lead only
+    two = _alarms_of(x, lead.fs, classifier, (lead.others[0][:n],))
+    one = _alarms_of(x, lead.fs, classifier, ())
+    assert any(a.kind == "vflutter" for a in one)  # alone, the lead looks like VF
+    assert not any(a.kind in ("vflutter", "asystole") for a in two), two
+    assert "lead_fault" in {a.kind for a in two}
+
+
+def test_flutter_seen_on_both_leads_of_207_is_still_an_alarm(mitdb_dir, classifier):
+    lead = read_lead("207", mitdb_dir, others=True)
+    first = VFL_START - 60 * round(lead.fs)
+    alarms = _alarms_of(lead.signal[first:VFL_END], lead.fs, classifier,
+                        (lead.others[0][first:VFL_END],))  # fmt: skip
+    onset_s = (VFL_START - first) / lead.fs
+    vf = [a for a in alarms if a.kind == "vflutter" and a.start_s >= onset_s - 5]
+    assert vf and vf[0].start_s - onset_s <= 10.0, alarms
+    assert not any(a.kind == "lead_fault" for a in alarms)
+
+
+def _alarms_of(x, fs, classifier, others):
+    from monitor.annotate import annotate_lead
+    from monitor.records import Lead
+
+    return annotate_lead(Lead("x", "ECG", fs, x, others), classifier).alarms

@@ -28,12 +28,13 @@ import math
 import statistics
 import time as _time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from monitor.alarms.events import NAMES, PRIORITIES, SUPERSEDED_BY, SUPERSEDES, AlarmEvent
+from monitor.alarms.leads import OtherLead
 from monitor.alarms.quality import QualityReading, SignalQuality
 from monitor.alarms.rhythm import (
     entropy,
@@ -109,6 +110,10 @@ class AlarmEngine:
         self._wall_last: float | None = None
         self._quality = SignalQuality(self.fs, self.settings)
         self._vf = self._vf_detector()
+        #: The bed's other leads, when its chunks carry them.
+        self._others: list[OtherLead] = []
+        self._fault_now = False
+        self._flat = False
         self._sqi = 0.0
         self._forget_stream()
 
@@ -233,10 +238,13 @@ class AlarmEngine:
         time: float,
         *,
         wall_time: float | None = None,
+        others: Sequence[np.ndarray] = (),
     ) -> list[AlarmEvent]:
         """A chunk of the raw lead (mV) starting at source sample `start_index`, stream `time`.
 
-        `wall_time` is when the chunk arrived (default: now); only no_data uses it.
+        `wall_time` is when the chunk arrived (default: now); only no_data uses it. `others`:
+        the bed's other leads over the same samples, which can show that a silent or
+        fibrillating analysed lead is a lead fault.
         """
         x = np.asarray(samples_mv, dtype=np.float64)
         if x.ndim != 1:
@@ -254,6 +262,9 @@ class AlarmEngine:
             out += self.reset(
                 f"samples jump from index {self._clock_index} to {start_index}", start_index, time
             )
+        if len(others) != len(self._others) or self._clock_index is None:
+            self._others = [OtherLead(self.fs, self.settings) for _ in others]
+        self._fault_now = False
         if self._clock_index is None:
             self._quality.restart(start_index)
             if self._vf is not None:
@@ -265,8 +276,19 @@ class AlarmEngine:
         self._clock_time = time + len(x) / self.fs
         for reading in self._quality.feed(x):
             out += self._on_quality(reading, time + (reading.index - start_index) / self.fs)
+        for k, (lead, other) in enumerate(zip(others, self._others, strict=True)):
+            lead = np.asarray(lead, dtype=np.float64)
+            if lead.shape != x.shape or not np.all(np.isfinite(lead)):
+                raise ValueError(f"others[{k}] must be finite samples as many as samples_mv")
+            other.feed(lead, time)
         for vf in self._vf.feed(x) if self._vf is not None else ():
             out += self._on_vf(vf, time + (vf.index - start_index) / self.fs)
+        out += self._track(
+            "lead_fault", self._fault_now and not self._flat, start_index, time,
+            lambda: "Lead fault: the analysed lead shows no beats or a fibrillation-like signal "
+            "while another lead shows beats; check its electrodes",
+            hold=self.settings.noisy_end_hold_s,
+        )  # fmt: skip
         return out
 
     def tick(self, now_wall: float) -> list[AlarmEvent]:
@@ -304,6 +326,7 @@ class AlarmEngine:
             self.fs = float(fs)
             self._quality = SignalQuality(self.fs, self.settings)
             self._vf = self._vf_detector()
+            self._others = []
         self._forget_stream()
         out += self._open_episode(
             "pipeline_reset", index, time, f"ECG analysis restarting: {reason}"
@@ -513,6 +536,10 @@ class AlarmEngine:
         silent = time - self._anchor_time - holdback
         if silent < s.asystole_s:
             return []
+        if self._another_lead_beats(time):  # the heart beats: this lead lost it
+            self._fault_now = True
+            self._silence_until = time  # a beat after this gap reports no late asystole
+            return []
         out: list[AlarmEvent] = []
         for kind in PHYSIOLOGICAL:
             if kind in self._open:
@@ -540,8 +567,15 @@ class AlarmEngine:
         mean = float(rr.mean())
         return float(rr.std()) < s.vf_organised_cv * mean and 60.0 / mean < s.vf_organised_bpm
 
+    def _another_lead_beats(self, time: float) -> bool:
+        """Whether another lead of the bed shows the heart beating (`monitor.alarms.leads`)."""
+        return any(other.shows_beats(time) for other in self._others)
+
     def _on_vf(self, r: VFReading, time: float) -> list[AlarmEvent]:
-        shockable = r.shockable and not self._organised(time, self._vf.settings.window_s)
+        refuted = r.shockable and self._another_lead_beats(time)
+        self._fault_now |= refuted
+        shockable = r.shockable and not refuted and not self._organised(
+            time, self._vf.settings.window_s)  # fmt: skip
         self._vf_run = self._vf_run + 1 if shockable else 0
         met = shockable and (self._vf_run >= self.settings.vf_confirm or "vflutter" in self._open)
         return self._track(
@@ -553,6 +587,7 @@ class AlarmEngine:
     def _on_quality(self, q: QualityReading, time: float) -> list[AlarmEvent]:
         s = self.settings
         self._sqi = q.sqi
+        self._flat = q.flat
         out = self._track(
             "leads_off",
             q.flat,

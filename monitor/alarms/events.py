@@ -24,6 +24,7 @@ _KINDS: dict[str, tuple[str, str]] = {
     "hr_low": ("medium", "Heart rate low"),
     "pvc_burden": ("medium", "Frequent PVCs"),
     "leads_off": ("technical", "Leads off"),
+    "lead_fault": ("technical", "Lead fault"),
     "noisy_signal": ("technical", "Noisy signal"),
     "no_data": ("technical", "No data"),
     "pipeline_reset": ("technical", "ECG analysis restarting"),
@@ -42,6 +43,11 @@ SUPERSEDES: dict[str, tuple[str, ...]] = {
     "vflutter": ("asystole", "vtach", "xtachy", "xbrady", "svt", "afib", "pvc_run", "pvc_couplet",
                  "bigeminy", "trigeminy", "pvc_burden", "hr_high", "hr_low", "pause"),
     "vtach": ("xtachy", "hr_high", "pvc_run", "pvc_couplet", "pvc_burden"),
+    # The analysed lead is faulty (another lead shows beats it does not): its beats are not
+    # the heart's, so nothing built on them stands.
+    "lead_fault": ("vflutter", "vtach", "xtachy", "xbrady", "svt", "afib", "pvc_run",
+                   "pvc_couplet", "bigeminy", "trigeminy", "pvc_burden", "hr_high", "hr_low",
+                   "pause"),
     "xtachy": ("hr_high",),
     "xbrady": ("hr_low",),
 }
