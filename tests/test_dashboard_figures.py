@@ -57,6 +57,19 @@ def test_detail_strip_marks_every_beat_with_its_class_and_the_reference_below() 
     assert any(s.type == "line" for s in fig.layout.shapes)  # selection cursor
 
 
+def test_detail_strip_draws_the_other_leads_under_the_first() -> None:
+    detail = a_detail([a_beat(10_100, "N")])
+    detail["others"] = [[0.5, None, -0.5]]
+    fig = figures.detail_strip_figure(detail, 0.0)
+    lead2 = fig.data[-1]
+    assert lead2.name == "lead 2"
+    assert list(lead2.y) == [0.5 - figures.OTHER_LEAD_STEP_MV, None,
+                             -0.5 - figures.OTHER_LEAD_STEP_MV]  # fmt: skip
+    bottom, top = fig.layout.yaxis.range
+    assert bottom == figures.DETAIL_RANGE_MV[0] - figures.OTHER_LEAD_STEP_MV
+    assert top == figures.DETAIL_RANGE_MV[1]
+
+
 def test_detail_strip_without_reference_has_no_reference_row() -> None:
     fig = figures.detail_strip_figure(a_detail([a_beat(10_100, "N")]), 3600.0)
     assert [t.name for t in fig.data] == ["ECG", "predicted"]

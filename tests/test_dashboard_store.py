@@ -376,6 +376,22 @@ def test_a_beat_delivered_twice_is_shown_and_counted_once() -> None:
     assert ward.duplicates == 3
 
 
+def test_the_other_leads_are_kept_beside_the_first_for_the_detail_page() -> None:
+    ward = Ward()
+    for start in range(0, 3600, 360):
+        c = samples("bed-1", start, 360)
+        ward.ingest("ecg.samples", Chunk(c.bed, c.record, c.fs, c.start_index, c.start_time,
+                                         c.samples, (-c.samples,)), 0.0)  # fmt: skip
+    d = ward.detail("bed-1", seconds=5.0)
+    assert len(d["others"]) == 1 and len(d["others"][0]) == len(d["signal"])
+    first = np.array([np.nan if v is None else v for v in d["signal"]])
+    other = np.array([np.nan if v is None else v for v in d["others"][0]])
+    np.testing.assert_allclose(other, -first, atol=1e-5, equal_nan=True)  # same slots
+    one = Ward()
+    one.ingest("ecg.samples", samples("bed-1", 0, 360), 0.0)
+    assert one.detail("bed-1")["others"] == []
+
+
 def test_bed_names_with_unusual_digits_still_sort() -> None:
     """Found by the fuzz test: "²" passes str.isdigit but not int()."""
     ward = Ward()

@@ -23,6 +23,8 @@ BACKGROUND, PANEL, TEXT = "#000000", "#0b0f14", "#d7dde4"
 #: Fixed display gain of tiles and detail strip (mV): the calibration pulse keeps its size.
 TILE_RANGE_MV = (-1.6, 2.4)
 DETAIL_RANGE_MV = (-2.0, 2.8)
+#: The bed's other leads are drawn under the first, each this many mV lower.
+OTHER_LEAD_STEP_MV = 2.5
 #: Heart-rate trend axis: at least the adult range, widened to show every value.
 HR_RANGE_BPM = (40.0, 120.0)
 #: The calibration pulse sits left of the sweep: 1 mV high, 0.2 s wide.
@@ -96,7 +98,8 @@ def detail_strip_figure(
     selected_slot: int | None = None,
 ) -> go.Figure:
     """The 30 s strip of the bed-detail page: trace, predicted class of every beat above it
-    (click one to inspect it) and the reference label below it where a reference streams."""
+    (click one to inspect it), the reference label below it where a reference streams, and the
+    bed's other leads under it."""
     fs, first = float(detail["fs"]), int(detail["first_slot"])
     signal = detail["signal"]
     t = local_datetimes((first + np.arange(len(signal))) / fs, utc_offset_s)
@@ -135,6 +138,18 @@ def detail_strip_figure(
                       "family": "monospace"},
             hovertemplate=[f"reference {r['symbol']} ({r['label']})<extra></extra>" for r in refs],
         ))
+    others = detail.get("others", [])
+    for k, lead in enumerate(others, start=1):
+        shift = -OTHER_LEAD_STEP_MV * k
+        y = [v + shift if v is not None else None for v in lead]
+        fig.add_trace(go.Scatter(
+            x=t[: len(y)], y=y, mode="lines", name=f"lead {k + 1}",
+            line={"color": TRACE_GREEN, "width": 1.0}, opacity=0.7,
+            hovertemplate=f"lead {k + 1} %{{x|%H:%M:%S.%L}}<extra></extra>",
+        ))
+        fig.add_annotation(text=f"lead {k + 1}", x=0, xref="paper", y=shift + 0.8, yref="y",
+                           xanchor="left", showarrow=False, font={"size": 10, "color": "#8a96a3"})
+    bottom = lo - OTHER_LEAD_STEP_MV * len(others)
     if selected_slot is not None:
         st = local_datetimes([selected_slot / fs], utc_offset_s)[0]
         fig.add_vline(x=st, line={"color": "#ffffff", "width": 1, "dash": "dot"})
@@ -143,7 +158,7 @@ def detail_strip_figure(
     _dark(fig, margin={"l": 44, "r": 10, "t": 10, "b": 30}, plot_bgcolor=BACKGROUND,
           uirevision=detail["bed"], clickmode="event")
     fig.update_xaxes(gridcolor=GRID_MAJOR, tickformat="%H:%M:%S")
-    fig.update_yaxes(range=[lo, hi], gridcolor=GRID_MAJOR, dtick=0.5, title_text="mV",
+    fig.update_yaxes(range=[bottom, hi], gridcolor=GRID_MAJOR, dtick=0.5, title_text="mV",
                      fixedrange=True, zeroline=False)
     fig.add_annotation(text="predicted", x=0, xref="paper", y=hi - 0.35, yref="y",
                        xanchor="left", showarrow=False, font={"size": 10, "color": "#8a96a3"},

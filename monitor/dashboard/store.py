@@ -195,6 +195,9 @@ class BedState:
     bed: str
     record: str
     ring: SignalRing = field(default_factory=lambda: SignalRing(round(RING_S * DISPLAY_FS)))
+    #: The bed's other leads at display rate (the detail page draws them under the first).
+    other_rings: list = field(default_factory=list)
+    other_filters: list = field(default_factory=list)  # (resampler, high-pass state) per lead
     segments: deque = field(default_factory=lambda: deque(maxlen=SEGMENTS_KEEP))
     resampler: StreamResampler | None = None
     hp_state: np.ndarray | None = None
@@ -242,6 +245,24 @@ class BedState:
             y, self.hp_state = sps.lfilter(_HP_B, _HP_A, y, zi=self.hp_state)
             self.ring.write(segment.origin_slot + self.resampler.n_out - len(y), y)
             self._resolve_shapes()
+        self._add_other_leads(m, restart=not contiguous)
+
+    def _add_other_leads(self, m: Chunk, restart: bool) -> None:
+        """The chunk's other leads, resampled and filtered as the first, at the same slots."""
+        if len(m.others) != len(self.other_rings):
+            self.other_rings = [SignalRing(self.ring.size) for _ in m.others]
+            restart = True
+        if restart:
+            self.other_filters = [(StreamResampler(m.fs, DISPLAY_FS), _HP_ZI * o[0])
+                                  for o in m.others]  # fmt: skip
+        origin = self.segments[-1].origin_slot
+        for k, (o, ring) in enumerate(zip(m.others, self.other_rings, strict=True)):
+            resampler, state = self.other_filters[k]
+            y = resampler.feed(o)
+            if len(y):
+                y, state = sps.lfilter(_HP_B, _HP_A, y, zi=state)
+                ring.write(origin + resampler.n_out - len(y), y)
+                self.other_filters[k] = (resampler, state)
 
     def slot_for(self, record: str, index: int, t: float) -> int:
         """Display slot of a source sample index (its stream segment), else of its time."""
@@ -613,6 +634,7 @@ class Ward:
                 "fs": DISPLAY_FS,
                 "first_slot": first,
                 "signal": _json_floats(state.ring.read(first, stop)),
+                "others": [_json_floats(r.read(first, stop)) for r in state.other_rings],
                 "beats": beats,
                 "refs": refs,
                 "has_reference": bool(state.refs),
