@@ -24,7 +24,7 @@ BACKGROUND, PANEL, TEXT = "#000000", "#0b0f14", "#d7dde4"
 TILE_RANGE_MV = (-1.6, 2.4)
 DETAIL_RANGE_MV = (-2.0, 2.8)
 #: The bed's other leads are drawn under the first, each this many mV lower.
-OTHER_LEAD_STEP_MV = 2.5
+OTHER_LEAD_STEP_MV = 3.0
 #: Heart-rate trend axis: at least the adult range, widened to show every value.
 HR_RANGE_BPM = (40.0, 120.0)
 #: The calibration pulse sits left of the sweep: 1 mV high, 0.2 s wide.
@@ -147,7 +147,7 @@ def detail_strip_figure(
             line={"color": TRACE_GREEN, "width": 1.0}, opacity=0.7,
             hovertemplate=f"lead {k + 1} %{{x|%H:%M:%S.%L}}<extra></extra>",
         ))
-        fig.add_annotation(text=f"lead {k + 1}", x=0, xref="paper", y=shift + 0.8, yref="y",
+        fig.add_annotation(text=f"lead {k + 1}", x=0, xref="paper", y=shift + 0.6, yref="y",
                            xanchor="left", showarrow=False, font={"size": 10, "color": "#8a96a3"})
     bottom = lo - OTHER_LEAD_STEP_MV * len(others)
     if selected_slot is not None:
