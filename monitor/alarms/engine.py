@@ -40,6 +40,7 @@ from monitor.alarms.rhythm import (
     entropy,
     nrmssd,
     pattern_cycles,
+    steadiness,
     trimmed,
     turning_point_ratio,
 )
@@ -563,9 +564,8 @@ class AlarmEngine:
         times = [t for t in self._beat_times if time - window_s < t <= time]
         if len(times) < 4:
             return False
-        rr = np.diff(times)
-        mean = float(rr.mean())
-        return float(rr.std()) < s.vf_organised_cv * mean and 60.0 / mean < s.vf_organised_bpm
+        cv, rate = steadiness(times)
+        return cv < s.vf_organised_cv and rate < s.vf_organised_bpm
 
     def _another_lead_beats(self, time: float) -> bool:
         """Whether another lead of the bed shows the heart beating (`monitor.alarms.leads`)."""

@@ -20,6 +20,7 @@ import numpy as np
 
 from monitor import contract
 from monitor.alarms.quality import longest_run_at
+from monitor.alarms.rhythm import steadiness
 from monitor.alarms.settings import AlarmSettings
 from monitor.signal.detect import QRSDetector
 from monitor.signal.resample import resample
@@ -79,6 +80,5 @@ class OtherLead:
         recent = beats[(beats > time - WINDOW_S) & (beats <= time)]
         if len(recent) < STEADY_BEATS:
             return False
-        rr = np.diff(recent)
-        mean = float(rr.mean())
-        return float(rr.std()) < STEADY_CV * mean and RATE_BPM[0] <= 60.0 / mean <= RATE_BPM[1]
+        cv, rate = steadiness(recent)
+        return cv < STEADY_CV and RATE_BPM[0] <= rate <= RATE_BPM[1]

@@ -35,6 +35,15 @@ def irregularity(rr: Sequence[float]) -> Irregularity:
     return Irregularity(nrmssd(x), entropy(x), turning_point_ratio(x))
 
 
+def steadiness(times: Sequence[float]) -> tuple[float, float]:
+    """Coefficient of variation of the intervals between R-peak `times` (s, at least 3 of
+    them), and their mean rate in bpm: a steady train has a small first and a plausible second.
+    """
+    rr = np.diff(np.asarray(times, dtype=np.float64))
+    mean = float(rr.mean())
+    return float(rr.std()) / mean, 60.0 / mean
+
+
 def trimmed(rr: Sequence[float]) -> np.ndarray:
     """The RR intervals (s) in order, without the len // 16 smallest and largest."""
     x = np.asarray(rr, dtype=np.float64)

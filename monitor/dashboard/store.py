@@ -236,13 +236,12 @@ class BedState:
                 _Segment(m.record, m.fs, m.start_index, slot_of(m.start_time), m.start_index)
             )
         assert self.resampler is not None
-        y = self.resampler.feed(x)
+        y, self.hp_state = _to_display(self.resampler, self.hp_state, x)
         segment = self.segments[-1]
         segment.end_index = m.start_index + len(x)
         self.next_index = segment.end_index
         self.last_data = arrived
         if len(y):
-            y, self.hp_state = sps.lfilter(_HP_B, _HP_A, y, zi=self.hp_state)
             self.ring.write(segment.origin_slot + self.resampler.n_out - len(y), y)
             self._resolve_shapes()
         self._add_other_leads(m, restart=not contiguous)
@@ -258,11 +257,10 @@ class BedState:
         origin = self.segments[-1].origin_slot
         for k, (o, ring) in enumerate(zip(m.others, self.other_rings, strict=True)):
             resampler, state = self.other_filters[k]
-            y = resampler.feed(o)
+            y, state = _to_display(resampler, state, o)
+            self.other_filters[k] = (resampler, state)
             if len(y):
-                y, state = sps.lfilter(_HP_B, _HP_A, y, zi=state)
                 ring.write(origin + resampler.n_out - len(y), y)
-                self.other_filters[k] = (resampler, state)
 
     def slot_for(self, record: str, index: int, t: float) -> int:
         """Display slot of a source sample index (its stream segment), else of its time."""
@@ -719,6 +717,16 @@ class Ward:
                 "tone": None if paused else loudest,
                 "note": self._audio_note,
             }
+
+
+def _to_display(resampler: StreamResampler, zi: np.ndarray, x: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """A lead's next samples at display rate with the baseline wander removed, and the filter
+    state to carry on."""
+    y = resampler.feed(x)
+    if len(y):
+        y, zi = sps.lfilter(_HP_B, _HP_A, y, zi=zi)
+    return y, zi
 
 
 def _json_floats(y: np.ndarray) -> list[float | None]:
