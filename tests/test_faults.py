@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import time
 
@@ -67,12 +68,13 @@ def test_a_killed_worker_loses_only_its_in_flight_beats_and_leaves_no_alarm_open
     first.wait(timeout=10)
     killed_at = time.time()
     # Restarted once the broker has dropped the dead member (its 10 s session), as a supervisor
-    # with a restart delay would: a worker joining while the dead one still holds the
-    # partition goes through two rebalances, and on Tansu the second sometimes resumes from a
-    # later offset than the first (seen: 10 s of chunks skipped), a case left open here.
+    # with a restart delay would. On Tansu a new consumer sometimes goes through a second
+    # rebalance and resumes from a later offset than the committed one (seen: 10 and 20 s of
+    # chunks skipped, once in about ten runs). The worker cannot get those chunks back, but it
+    # must say so: the skip reaches the bed as a gap, which is dead-lettered with its span.
     time.sleep(12.0)
     stream.worker("worker-2")
-    records = collect(stream.bootstrap, ["ecg.beats", "ecg.alerts"],
+    records = collect(stream.bootstrap, ["ecg.beats", "ecg.alerts", "ecg.deadletter"],
                       _until_the_end(sim, reference), timeout_s=150)  # fmt: skip
     beats = values(records, "ecg.beats")
     after_kill = [r.timestamp for r in records
@@ -82,17 +84,22 @@ def test_a_killed_worker_loses_only_its_in_flight_beats_and_leaves_no_alarm_open
     published = np.array([b["index"] for b in beats])
     # The new worker's pipeline resamples from another sample: an R-peak may move by a sample
     # or two, so beats are the same beat within the EC57 window.
-    missing = _missing(reference, beats)
-    assert len(missing) <= IN_FLIGHT_BEATS, (missing, stream.log("worker-2"))
+    gaps = _reported_gaps(values(records, "ecg.deadletter"))
+    skipped = [r for r in reference[:-2] if any(a - 54 <= r < b + 54 for a, b in gaps)]
+    missing = [r for r in _missing(reference, beats) if r not in skipped]
+    # Each pipeline start (the new worker's, and one per reported gap) costs its in-flight beats.
+    in_flight = IN_FLIGHT_BEATS * (1 + len(gaps))
+    assert len(missing) <= in_flight, (missing, gaps, stream.log("worker-2"))
     assert all(np.abs(np.array(reference) - p).min() <= 54 for p in published)  # none made up
 
     station = CentralStation()
     for b in beats:
         station.ingest("ecg.beats", parse_beat(b))
     shown = len(published) - station.duplicates
-    assert len(reference) - 2 - IN_FLIGHT_BEATS <= shown <= len(reference)  # each beat once
+    assert len(reference) - 2 - len(skipped) - in_flight <= shown <= len(reference)  # once each
     print(f"kill -> first beat of the new worker {recovery_s:.1f} s; {len(missing)} beats "
-          f"missing; {station.duplicates} re-published beats shown once")
+          f"missing, {len(skipped)} in {len(gaps)} reported skips; {station.duplicates} "
+          "re-published beats shown once")
     alerts = values(records, "ecg.alerts")
     resets = [a for a in alerts if a["kind"] == "pipeline_reset" and a["state"] == "start"]
     assert resets and resets[-1]["time"] >= killed_at - 30, alerts  # the new worker said so
@@ -107,6 +114,16 @@ def _missing(reference: list[int], beats: list[dict]) -> list[int]:
     within the EC57 window (150 ms at 360 Hz = 54 samples)."""
     published = np.array([b["index"] for b in beats])
     return [r for r in reference[:-2] if published.size == 0 or np.abs(published - r).min() > 54]
+
+
+def _reported_gaps(deadletters: list[dict]) -> list[tuple[int, int]]:
+    """[expected, start) sample spans of the gaps the worker dead-lettered (`monitor.bed.judge`)."""
+    spans = []
+    for d in deadletters:
+        m = re.search(r"missing before start_index (\d+) \(expected (\d+)\)", d["reason"])
+        if d["reason"].startswith("gap:") and m:
+            spans.append((int(m.group(2)), int(m.group(1))))
+    return spans
 
 
 def _until_the_end(sim, reference: list[int]):
