@@ -8,6 +8,7 @@ record fed whole or in chunks of any size yields identical beats at identical po
 
 from __future__ import annotations
 
+import itertools
 import statistics
 from collections import deque
 from dataclasses import dataclass
@@ -71,12 +72,25 @@ def window_length(rr_local_s: float) -> int:
     return int(min(contract.BEAT_LEN, max(1, round(contract.WINDOW_RR * rr_local_s * contract.FS))))
 
 
+def rr_irregularity(rr: deque[float], local: float) -> float:
+    """Median successive RR change over the local median: high in atrial fibrillation, low in a
+    steady rhythm with occasional premature beats. The smaller of lag 1 and lag 2, so the
+    short-long pairs of bigeminy count as the steady pattern they are."""
+    r = list(rr)
+    if len(r) < 3:
+        return 0.0
+    lag1 = statistics.median(abs(b - a) for a, b in itertools.pairwise(r))
+    lag2 = statistics.median(abs(r[i + 2] - r[i]) for i in range(len(r) - 2))
+    return min(lag1, lag2) / local
+
+
 @dataclass
 class _Pending:
     index_125: int
     rr_prev: float
     rr_local: float
     rr_long: float
+    rr_irregularity: float
     rr_next: float | None = None
     waveform: np.ndarray | None = None
     extended: np.ndarray | None = None
@@ -145,7 +159,10 @@ class BeatExtractor:
             self._rr.append(rr)
             rr_long = self._context.long_rr.add(r / contract.FS, rr)
             # statistics.median: the same value as np.median, without its ~10 us of set-up.
-            self._pending.append(_Pending(r, rr, statistics.median(self._rr), rr_long))
+            local = statistics.median(self._rr)
+            self._pending.append(
+                _Pending(r, rr, local, rr_long, rr_irregularity(self._rr, local))
+            )
         self._last_peak = r
 
     def _cut_windows(self, final: bool) -> None:
@@ -170,7 +187,7 @@ class BeatExtractor:
                 break
             self._pending.pop(0)
             context = self._context.describe(
-                p.extended, p.rr_prev, p.rr_next, p.rr_local, p.rr_long
+                p.extended, p.rr_prev, p.rr_next, p.rr_local, p.rr_long, p.rr_irregularity
             )
             done.append(
                 Beat(

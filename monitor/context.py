@@ -265,6 +265,7 @@ class PatientContext:
         rr_next: float,
         rr_local: float,
         rr_long: float,
+        rr_irregularity: float = 0.0,
     ) -> BeatContext:
         """Context of the next beat in stream order; learns from it afterwards.
 
@@ -282,6 +283,7 @@ class PatientContext:
             "rr_prev_long": rr_prev / rr_long,
             "rr_next_long": rr_next / rr_long,
             "rr_local_long": rr_local / rr_long,
+            "rr_irregularity": rr_irregularity,
         }
         comparison, share, aligned, dominant = self.templates.observe(ext)
         values["cluster_share"] = share

@@ -88,6 +88,8 @@ FEATURES: dict[str, float] = {
     "rr_prev_long": 1.0,
     "rr_next_long": 1.0,
     "rr_local_long": 1.0,
+    # rhythm regularity: median successive RR change (lag 1 or 2) over the local median RR
+    "rr_irregularity": 0.0,
     # the beat against the bed's dominant template (QRS part, re-aligned)
     "template_available": 0.0,
     "template_corr": 1.0,
@@ -109,6 +111,7 @@ CHANNELS: tuple[str, ...] = ("beat", "morph", "template")
 FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
     "rr_local": ("rr_prev_ratio", "rr_next_ratio", "rr_local_s", "rr_available"),
     "rr_long": ("rr_prev_long", "rr_next_long", "rr_local_long"),
+    "rhythm": ("rr_irregularity",),
     "template": (
         "template_available", "template_corr", "template_corr_wide", "amp_log2", "width_log2",
         "residual", "cluster_share",

@@ -89,6 +89,38 @@ def test_bank_starts_a_template_per_new_shape_and_keeps_at_most_its_slots():
     assert not bank.learned  # no shape repeated often enough to be the patient's beat
 
 
+def _irregularity_after(rr: np.ndarray, start_s: float = 20.0) -> np.ndarray:
+    r_times = 1.0 + np.concatenate([[0.0], np.cumsum(rr)])
+    beats, _ = _beats(r_times)
+    return np.array([b.context.features[F["rr_irregularity"]] for b in beats
+                     if b.index / FS > start_s])  # fmt: skip
+
+
+def test_irregularity_is_low_for_a_steady_rhythm_with_premature_beats_and_for_bigeminy():
+    rng = np.random.default_rng(3)
+    steady = np.full(80, 0.8) + rng.normal(0, 0.01, 80)
+    steady[10::9] = 0.5  # a premature beat every 9th ...
+    steady[11::9] = 1.1  # ... and its pause
+    assert np.median(_irregularity_after(steady)) < 0.05
+    assert np.median(_irregularity_after(np.tile([0.5, 1.1], 40))) < 0.05
+
+
+def test_irregularity_is_high_in_an_irregularly_irregular_rhythm():
+    rr = np.random.default_rng(4).uniform(0.45, 1.1, 80)  # atrial fibrillation-like
+    assert np.median(_irregularity_after(rr)) > 0.15
+
+
+def test_irregularity_tells_atrial_fibrillation_from_sinus_rhythm_on_mitbih(mitdb_dir):
+    """DS1 records: 203 is in atrial fibrillation/flutter throughout, 209 is sinus rhythm with
+    supraventricular premature beats and runs."""
+    med = {}
+    for record in ("203", "209"):
+        lead = read_lead(record, mitdb_dir)
+        beats = extract_beats(lead.signal[: int(600 * lead.fs)], lead.fs)
+        med[record] = np.median([b.context.features[F["rr_irregularity"]] for b in beats])
+    assert med["203"] > 0.15 > 0.05 > med["209"], med
+
+
 def test_mitbih_232_supraventricular_beats_are_premature_against_the_long_term_rhythm(mitdb_dir):
     """232: S beats outnumber N beats, so the local median RR follows them (ratio ~1), but the
     trailing 5-minute mean does not (the issue's figures: median 0.72)."""

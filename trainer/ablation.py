@@ -28,6 +28,8 @@ _V1_TRAINING = ["--conv-channels", "64,128,128", "--natural", "none"]
 _TODAY = ["--channels", "beat", "--features", "rr_local", "--context-dropout", "0", *_V1_TRAINING]
 _TEMPLATE = ["--features", "rr_local,rr_long,template", *_V1_TRAINING]
 _SHIPPED = ["--channels", "beat", "--features", "rr_local,rr_long,template", "--natural", "F,Q"]
+_RHYTHM = ["--channels", "beat", "--natural", "F,Q", "--conv-channels", "32,64,64",
+           "--sequence", "2"]  # fmt: skip
 #: Each input setting adds one thing to the one before it; flags go to trainer.train.
 SETTINGS: dict[str, tuple[str, list[str]]] = {
     "today": ("today's model (beat, local RR)", _TODAY),
@@ -57,6 +59,14 @@ SETTINGS: dict[str, tuple[str, list[str]]] = {
     "slim_sequence": (
         "… and 2 earlier beats (shipped)",
         [*_SHIPPED, "--conv-channels", "32,64,64", "--sequence", "2"],
+    ),
+    "rhythm": (
+        "… and rhythm irregularity",
+        ["--features", "rr_local,rr_long,rhythm,template", *_RHYTHM],
+    ),
+    "long_only": (
+        "… and RR ratios over the long-term mean only",
+        ["--features", "rr_local_s,rr_available,rr_long,rhythm,template", *_RHYTHM],
     ),
 }
 #: Validation figures of the table: (column, key in the best epoch's record).
