@@ -27,6 +27,8 @@ from stream_harness import (
     run_sizes,
 )
 
+from monitor.topics import BEATS, STATS
+
 
 def run_one(n_beds: int, args: argparse.Namespace, logs: Path) -> dict:
     worker_args = ["--device", args.device]
@@ -45,15 +47,15 @@ def run_one(n_beds: int, args: argparse.Namespace, logs: Path) -> dict:
         stack.simulate(*sim, wait=True)
 
         def finished(records) -> bool:
-            return any(r.topic == "ecg.stats" and r.value["time"] > time_done for r in records)
+            return any(r.topic == STATS and r.value["time"] > time_done for r in records)
 
         time_done = time.time() + 3  # beats still in flight when the replay ends
         records = read_until(
-            stack.bootstrap, ["ecg.stats", "ecg.beats"], finished, timeout_s=60
+            stack.bootstrap, [STATS, BEATS], finished, timeout_s=60
         )
-    stats = [r.value for r in records if r.topic == "ecg.stats"]
+    stats = [r.value for r in records if r.topic == STATS]
     base = max((s for s in stats if s["time"] < started), key=lambda s: s["time"], default=None)
-    beats = [r.value for r in records if r.topic == "ecg.beats"]
+    beats = [r.value for r in records if r.topic == BEATS]
     lat = np.array([b["published"] - b["time"] for b in beats])
     p50, p95, p99 = np.percentile(lat, [50, 95, 99])
     proc = histogram_percentiles(stats[-1], base, (0.5, 0.99))

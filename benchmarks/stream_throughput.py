@@ -21,6 +21,8 @@ from pathlib import Path
 
 from stream_harness import Stack, add_stack_arguments, machine, read_until, run_sizes
 
+from monitor.topics import BEATS, STATS
+
 FS = 360.0  # MIT-BIH
 CHUNK_S = 0.25
 
@@ -42,15 +44,15 @@ def run_one(n_beds: int, args: argparse.Namespace, logs: Path) -> dict:
         cpu0 = sum(worker.cpu_times()[:2])
 
         def finished(records) -> bool:
-            stats = [r.value for r in records if r.topic == "ecg.stats"]
+            stats = [r.value for r in records if r.topic == STATS]
             return bool(stats) and stats[-1]["samples"] >= samples
 
         records = read_until(
-            stack.bootstrap, ["ecg.stats", "ecg.beats"], finished, timeout_s=args.timeout_s
+            stack.bootstrap, [STATS, BEATS], finished, timeout_s=args.timeout_s
         )
         cpu = sum(worker.cpu_times()[:2]) - cpu0
         rss_mb = worker.memory_info().rss / 2**20
-        published = [r.value["published"] for r in records if r.topic == "ecg.beats"]
+        published = [r.value["published"] for r in records if r.topic == BEATS]
         wall = max(published) - min(published)
         return {
             "beds": n_beds,

@@ -17,17 +17,18 @@ from pathlib import Path
 
 from monitor.errors import InputError
 from monitor.kafka_security import KafkaSecurity
+from monitor.topics import ALERTS, BEATS, DEADLETTER, REFERENCE, SAMPLES, STATS, VITALS
 
 ENV_BOOTSTRAP = "KAFKA_BOOTSTRAP_SERVERS"
 #: Topics of the product with their partition counts (beds are spread by key over partitions).
 TOPICS: dict[str, int] = {
-    "ecg.samples": 8,
-    "ecg.beats": 8,
-    "ecg.alerts": 1,
-    "ecg.vitals": 1,
-    "ecg.reference": 8,
-    "ecg.deadletter": 1,
-    "ecg.stats": 1,
+    SAMPLES: 8,
+    BEATS: 8,
+    ALERTS: 1,
+    VITALS: 1,
+    REFERENCE: 8,
+    DEADLETTER: 1,
+    STATS: 1,
 }
 
 

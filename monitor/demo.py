@@ -21,6 +21,7 @@ from datetime import datetime
 from pathlib import Path
 
 from monitor import processes
+from monitor.alarms.events import PRIORITY_RANK
 from monitor.broker import ENV_BOOTSTRAP, EmbeddedBroker, create_topics
 from monitor.contract import CLASSES
 from monitor.errors import InputError, run_cli
@@ -29,7 +30,6 @@ from monitor.tail import TopicReader
 from monitor.ward import percentile_from_histogram
 
 REPO = Path(__file__).resolve().parents[1]
-PRIORITY_RANK = {"technical": 1, "medium": 2, "high": 3}
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 

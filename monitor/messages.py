@@ -11,15 +11,10 @@ from __future__ import annotations
 import faust
 
 from monitor.contract import CLASSES
+from monitor.topics import ALERTS, BEATS, DEADLETTER, REFERENCE, SAMPLES, STATS, VITALS
 
-#: Topic names; their partition counts live in `monitor.broker.TOPICS`.
-SAMPLES = "ecg.samples"
-BEATS = "ecg.beats"
-ALERTS = "ecg.alerts"
-VITALS = "ecg.vitals"
-REFERENCE = "ecg.reference"
-DEADLETTER = "ecg.deadletter"
-STATS = "ecg.stats"
+#: Topic names (`monitor.topics`), re-exported beside the schemas of their messages.
+__all__ = ["ALERTS", "BEATS", "DEADLETTER", "REFERENCE", "SAMPLES", "STATS", "VITALS"]
 
 
 class _Message(faust.Record, serializer="json", include_metadata=False, abstract=True):

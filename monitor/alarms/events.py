@@ -30,6 +30,8 @@ _KINDS: dict[str, tuple[str, str]] = {
     "pipeline_reset": ("technical", "ECG analysis restarting"),
 }
 PRIORITIES: dict[str, str] = {kind: priority for kind, (priority, _) in _KINDS.items()}
+#: Rank of each alarm priority: higher is more urgent.
+PRIORITY_RANK: dict[str, int] = {"technical": 1, "medium": 2, "high": 3}
 #: What a person calls each kind, for messages.
 NAMES: dict[str, str] = {kind: name for kind, (_, name) in _KINDS.items()}
 KINDS: tuple[str, ...] = tuple(PRIORITIES)

@@ -14,6 +14,7 @@ from urllib.parse import quote, unquote
 
 from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
 
+from monitor.alarms.events import PRIORITY_RANK
 from monitor.dashboard import analysis, central, detail, history, offline_page
 from monitor.dashboard.auth import Credentials, protect
 from monitor.dashboard.present import alarm_text, clock, duration
@@ -84,7 +85,8 @@ def alarm_count(alarms: list[dict]) -> str:
     """How many alarms are active, by priority: the list may scroll, the count does not."""
     if not alarms:
         return ""
-    by = {p: sum(a["priority"] == p for a in alarms) for p in ("high", "medium", "technical")}
+    urgent_first = sorted(PRIORITY_RANK, key=PRIORITY_RANK.__getitem__, reverse=True)
+    by = {p: sum(a["priority"] == p for a in alarms) for p in urgent_first}
     parts = [f"{n} {p}" for p, n in by.items() if n]
     return f"{len(alarms)} active: " + ", ".join(parts)
 

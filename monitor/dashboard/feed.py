@@ -16,6 +16,7 @@ import socket
 import threading
 import time
 
+from monitor import topics
 from monitor.dashboard.parse import PARSERS
 from monitor.dashboard.store import TREND_S, Ward
 from monitor.kafka_security import KafkaSecurity
@@ -26,10 +27,10 @@ log = logging.getLogger(__name__)
 #: Seconds of live-topic history read on (re)connect: fills the 30 s detail strip.
 LOOKBACK_S = 35.0
 LOOKBACK = {
-    "ecg.samples": LOOKBACK_S,
-    "ecg.beats": LOOKBACK_S,
-    "ecg.reference": LOOKBACK_S,
-    "ecg.vitals": TREND_S,
+    topics.SAMPLES: LOOKBACK_S,
+    topics.BEATS: LOOKBACK_S,
+    topics.REFERENCE: LOOKBACK_S,
+    topics.VITALS: TREND_S,
 }
 #: Seconds between liveness probes of the broker.
 PROBE_S = 1.0
@@ -129,7 +130,7 @@ class KafkaFeed:
     def _rewind(self, consumer, partitions) -> None:
         """Start each partition far enough back to fill the screens (see module docstring)."""
         now_ms = int(time.time() * 1000)
-        alerts = [tp for tp in partitions if tp.topic == "ecg.alerts"]
+        alerts = [tp for tp in partitions if tp.topic == topics.ALERTS]
         if alerts:
             consumer.seek_to_beginning(*alerts)
         timed = {tp: now_ms - int(LOOKBACK[tp.topic] * 1000) for tp in partitions

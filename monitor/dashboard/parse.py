@@ -14,12 +14,9 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from monitor import contract
+from monitor import contract, topics
+from monitor.alarms.events import PRIORITY_RANK
 from monitor.validate import MAX_ID_CHARS, MAX_INDEX, MAX_MESSAGE_BYTES, parse_chunk
-
-PRIORITIES: tuple[str, ...] = ("technical", "medium", "high")
-#: Rank of an alarm priority: higher is more urgent.
-PRIORITY_RANK = {p: i + 1 for i, p in enumerate(PRIORITIES)}
 
 
 @dataclass(frozen=True)
@@ -172,7 +169,7 @@ def parse_beat(d: dict) -> BeatMsg:
 def parse_alert(d: dict) -> AlertMsg:
     priority = _text(d, "priority")
     if priority not in PRIORITY_RANK:
-        raise ValueError(f"field 'priority' = {priority!r} is not one of {PRIORITIES}")
+        raise ValueError(f"field 'priority' = {priority!r} is not one of {tuple(PRIORITY_RANK)}")
     state = _text(d, "state")
     if state not in ("start", "end"):
         raise ValueError(f"field 'state' = {state!r} is not 'start' or 'end'")
@@ -220,9 +217,9 @@ def _json_parser(parse: Callable[[dict], object]) -> Callable[[bytes | None, byt
 
 #: Topic -> parser(value, key); the feed reads exactly these topics.
 PARSERS: dict[str, Callable[[bytes | None, bytes | None], object]] = {
-    "ecg.samples": parse_chunk,
-    "ecg.beats": _json_parser(parse_beat),
-    "ecg.alerts": _json_parser(parse_alert),
-    "ecg.vitals": _json_parser(parse_vitals),
-    "ecg.reference": _json_parser(parse_reference),
+    topics.SAMPLES: parse_chunk,
+    topics.BEATS: _json_parser(parse_beat),
+    topics.ALERTS: _json_parser(parse_alert),
+    topics.VITALS: _json_parser(parse_vitals),
+    topics.REFERENCE: _json_parser(parse_reference),
 }

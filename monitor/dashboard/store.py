@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import signal as sps
 
-from monitor import contract
+from monitor import contract, topics
 from monitor.dashboard.parse import PRIORITY_RANK, AlertMsg, BeatMsg, ReferenceMsg, VitalsMsg
 from monitor.signal.resample import StreamResampler
 from monitor.validate import Chunk
@@ -417,7 +417,7 @@ class Ward:
                 return None
             state = self._beds[bed] = BedState(bed, record)
         elif record and state.record != record:
-            if topic != "ecg.samples":
+            if topic != topics.SAMPLES:
                 self._reject(topic, f"{bed}: message for record {record!r}, bed shows "
                              f"{state.record!r}")
                 return None
