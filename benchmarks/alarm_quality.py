@@ -57,7 +57,7 @@ from monitor.alarms import AlarmEngine, AlarmEvent, AlarmSettings
 from monitor.beats import BeatExtractor
 from monitor.contract import AAMI_MAP, LOCAL_RR_BEATS, WINDOW_RR, aami_class
 from monitor.errors import InputError, run_cli
-from monitor.records import DS1, DS2, list_records, read_lead, resolve_mitdb
+from monitor.records import DS1, DS2, list_records, read_annotations, read_lead, resolve_mitdb
 from simulators.noise import NoiseSpec, load_noise, noise_gain
 
 #: Reference rhythm -> alarm kind.
@@ -106,9 +106,7 @@ class RecordResult:
 
 def reference_annotations(record: str, data_dir: Path) -> tuple[np.ndarray, list[str], dict]:
     """Reference beats (sample, AAMI label) and rhythm episodes (kind -> spans in samples)."""
-    import wfdb
-
-    ann = wfdb.rdann(str(data_dir / record), "atr")
+    ann = read_annotations(record, data_dir)
     samples = np.asarray(ann.sample)
     symbols = list(ann.symbol)
     beat_mask = np.array([aami_class(s) is not None for s in symbols], dtype=bool)

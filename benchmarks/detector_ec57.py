@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from monitor import contract
 from monitor.errors import InputError, run_cli
-from monitor.records import DS1, DS2, list_records, read_lead, resolve_mitdb
+from monitor.records import DS1, DS2, list_records, read_annotations, read_lead, resolve_mitdb
 from monitor.signal import ec57
 from monitor.signal.detect import QRSDetector
 from monitor.signal.resample import StreamResampler
@@ -46,15 +46,13 @@ def detect_stream(x125: np.ndarray, chunk: int) -> list[int]:
 
 
 def run_record(record: str, data_dir: Path, chunk: int | None, window_s: float) -> RecordResult:
-    import wfdb
-
     lead = read_lead(record, data_dir)
     resampler = StreamResampler(lead.fs, contract.FS)
     x125 = np.concatenate([resampler.feed(lead.signal), resampler.flush()])
     t0 = time.process_time()
     peaks = detect_stream(x125, chunk or len(x125))
     seconds = time.process_time() - t0
-    ann = wfdb.rdann(str(data_dir / record), "atr")
+    ann = read_annotations(record, data_dir)
     ref = ec57.reference_beats(ann.symbol, ann.sample)
     det = np.round(np.asarray(peaks, dtype=np.float64) * lead.fs / contract.FS)
     m = ec57.match(ref.samples, det, lead.fs, window_s=window_s, exclude=ref)

@@ -35,7 +35,7 @@ from vf_detector import _rhythm_intervals, data_dir, load_cudb  # noqa: E402
 from monitor.alarms import AlarmSettings  # noqa: E402
 from monitor.annotate import Episode, annotate_lead  # noqa: E402
 from monitor.errors import InputError, run_cli  # noqa: E402
-from monitor.records import Lead, read_lead  # noqa: E402
+from monitor.records import Lead, read_annotations, read_lead  # noqa: E402
 
 ONSET_S = 10.0
 TARGET_ONSETS = 0.95
@@ -85,10 +85,9 @@ def main(argv: list[str] | None = None) -> int:
         episodes = [(s / rec.fs, e / rec.fs) for s, e in rec.episodes]
         cases.append((rec.name, Lead(rec.name, "ECG", rec.fs, rec.signal), episodes))
     mitdb = data_dir(args.mitdb_dir, "ECG_MITDB_DIR", "mitdb")
-    import wfdb
 
     lead = read_lead("207", mitdb, others=True)  # both leads, as the simulator sends them
-    ann = wfdb.rdann(str(mitdb / "207"), "atr")
+    ann = read_annotations("207", mitdb)
     vfl = _rhythm_intervals(ann.sample, ann.aux_note, len(lead.signal), "(VFL")
     cases.append(("207", lead, [(s / lead.fs, e / lead.fs) for s, e in vfl]))
 

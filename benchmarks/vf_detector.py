@@ -42,7 +42,7 @@ sys.path.insert(0, str(REPO))
 
 from monitor.alarms import vf  # noqa: E402
 from monitor.alarms.vf import FEATURES, VFSettings, vf_readings  # noqa: E402
-from monitor.records import ALL_RECORDS, DS1, read_lead  # noqa: E402
+from monitor.records import ALL_RECORDS, DS1, read_annotations, read_lead  # noqa: E402
 from simulators.noise import load_noise, noise_gain  # noqa: E402
 
 COARSE_MV = 0.2
@@ -112,7 +112,7 @@ def load_cudb(path: Path) -> list[Record]:
             np.maximum.accumulate(idx, out=idx)
             x = x[idx]
             x[~np.isfinite(x)] = 0.0
-        ann = wfdb.rdann(str(path / name), "atr")
+        ann = read_annotations(name, path)
         episodes, start = [], None
         for s, sym in zip(ann.sample, ann.symbol, strict=True):
             if sym == "[":
@@ -127,12 +127,10 @@ def load_cudb(path: Path) -> list[Record]:
 
 
 def load_mitdb(path: Path) -> list[Record]:
-    import wfdb
-
     recs = []
     for name in ALL_RECORDS:
         lead = read_lead(name, path)
-        ann = wfdb.rdann(str(path / name), "atr")
+        ann = read_annotations(name, path)
         n = len(lead.signal)
         recs.append(
             Record(

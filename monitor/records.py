@@ -136,6 +136,21 @@ def read_lead(record: str, data_dir: str | Path, others: bool = False) -> Lead:
     return Lead(record=record, name=names[channel], fs=fs, signal=signal, others=usable)
 
 
+def read_annotations(record: str, data_dir: str | Path, extension: str = "atr"):
+    """The reference annotations of `record` (`wfdb.Annotation`: samples, symbols, aux notes),
+    or an InputError that names the file: wfdb raises many types for a missing or malformed one.
+    """
+    import wfdb
+
+    path = Path(data_dir) / record
+    try:
+        return wfdb.rdann(str(path), extension)
+    except Exception as exc:
+        raise InputError(
+            f"record {record!r}: cannot read reference annotations {path}.{extension}: {exc}"
+        ) from exc
+
+
 def _to_mv(x: np.ndarray, units: str) -> np.ndarray:
     x = x.astype(np.float64)
     if units.lower() in ("uv", "µv"):

@@ -32,7 +32,7 @@ from monitor.errors import InputError, run_cli
 from monitor.kafka_security import KafkaSecurity
 from monitor.logthrottle import throttle_client_logs
 from monitor.messages import REFERENCE, SAMPLES, ReferenceBeat, SampleChunk
-from monitor.records import DS2, ENV_MITDB, read_lead, resolve_mitdb
+from monitor.records import DS2, ENV_MITDB, read_annotations, read_lead, resolve_mitdb
 from simulators.noise import NoiseSpec, load_noise, noise_gain
 
 log = logging.getLogger("simulators.replay")
@@ -294,12 +294,7 @@ DELIVERY_TIMEOUT_S = 30.0
 
 def reference_beats(record: str, data_dir) -> tuple[np.ndarray, np.ndarray]:
     """Sample positions and symbols of the record's reference beats (non-beat marks left out)."""
-    import wfdb
-
-    try:
-        ann = wfdb.rdann(str(data_dir / record), "atr")
-    except Exception as exc:
-        raise InputError(f"record {record!r}: cannot read reference annotations: {exc}") from exc
+    ann = read_annotations(record, data_dir)
     keep = np.array([aami_class(s) is not None for s in ann.symbol], dtype=bool)
     return np.asarray(ann.sample)[keep], np.asarray(ann.symbol, dtype=object)[keep]
 

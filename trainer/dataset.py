@@ -31,7 +31,7 @@ from monitor.beats import extract_beats
 from monitor.context import MAX_SEQUENCE
 from monitor.errors import InputError
 from monitor.inputs import absent_context, select, stack_beats
-from monitor.records import read_lead
+from monitor.records import read_annotations, read_lead
 from monitor.signal import ec57
 
 log = logging.getLogger(__name__)
@@ -40,8 +40,6 @@ log = logging.getLogger(__name__)
 DEFAULT_CACHE_DIR = Path(
     os.environ.get("ECG_BEAT_CACHE", Path.home() / ".cache" / "ecg-monitor" / "beats")
 )
-#: EC57 beat-by-beat match window.
-MATCH_TOLERANCE_S = 0.15
 #: Kaggle "ECG Heartbeat Categorization" label order (Kachuee et al. 2018).
 KAGGLE_CLASSES: tuple[str, ...] = ("N", "S", "V", "F", "Q")
 
@@ -184,7 +182,7 @@ def cache_key() -> str:
     """Hash of the labelling settings and of the beat-core source: the cache's version."""
     h = hashlib.sha256()
     settings = {
-        "match_tolerance_s": MATCH_TOLERANCE_S,
+        "match_tolerance_s": ec57.MATCH_WINDOW_S,
         "contract": contract.CURRENT.to_dict(),
     }
     h.update(json.dumps(settings, sort_keys=True).encode())
@@ -232,20 +230,13 @@ def _cached_record(data_dir: Path, record: str, cache: Path) -> tuple[BeatSet, d
 
 def label_record(data_dir: str | Path, record: str) -> tuple[BeatSet, dict[str, int]]:
     """Cut one record as the stream would and label each detected beat from its .atr."""
-    import wfdb
-
     data_dir = Path(data_dir)
     lead = read_lead(record, data_dir)
-    try:
-        ann = wfdb.rdann(str(data_dir / record), "atr")
-    except Exception as exc:  # wfdb raises many types for a missing or malformed .atr
-        raise InputError(
-            f"record {record!r}: cannot read reference annotations {data_dir / record}.atr: {exc}"
-        ) from exc
+    ann = read_annotations(record, data_dir)
     beats = extract_beats(lead.signal, lead.fs)
     ref = ec57.reference_beats(ann.symbol, ann.sample)
     det_idx = np.array([b.index for b in beats], dtype=np.int64)
-    m = ec57.match(ref.samples, det_idx, lead.fs, MATCH_TOLERANCE_S, exclude=ref)
+    m = ec57.match(ref.samples, det_idx, lead.fs, ec57.MATCH_WINDOW_S, exclude=ref)
     ref_pos, keep = m.pairs[:, 0], m.pairs[:, 1]
     n = len(keep)
     channels, features, previous = (

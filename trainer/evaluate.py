@@ -31,7 +31,7 @@ import numpy as np
 from monitor import contract
 from monitor.annotate import annotate_lead, load_classifier
 from monitor.errors import InputError, run_cli
-from monitor.records import read_lead, resolve_mitdb
+from monitor.records import read_annotations, read_lead, resolve_mitdb
 from monitor.signal import ec57
 from trainer import metrics, splits
 
@@ -39,8 +39,6 @@ if TYPE_CHECKING:
     from monitor.classifier import BeatClassifier
 
 SPLITS = ("inter", "intra")
-#: EC57 beat-by-beat match window.
-MATCH_WINDOW_S = 0.15
 K = len(contract.CLASSES)
 #: Extra label of the end-to-end confusion matrix: row = extra detection, column = missed beat.
 NO_BEAT = K
@@ -71,7 +69,7 @@ def record_confusion(
 ) -> np.ndarray:
     """(K+1)-square EC57 confusion matrix of one record: classes plus the "no beat" label."""
     ref = ec57.reference_beats(ref_symbols, ref_samples)
-    m = ec57.match(ref.samples, det_samples, fs, MATCH_WINDOW_S, exclude=ref)
+    m = ec57.match(ref.samples, det_samples, fs, ec57.MATCH_WINDOW_S, exclude=ref)
     ref_cls = np.array([contract.CLASSES.index(contract.AAMI_MAP[s]) for s in ref.symbols], int)
     det_cls = np.array([contract.CLASSES.index(label) for label in det_labels], int)
     true = np.concatenate(
@@ -91,7 +89,6 @@ def evaluate_inter(
     progress: bool,
 ) -> dict[str, np.ndarray]:
     """End-to-end confusion matrix of each record: the annotator's output against its .atr."""
-    import wfdb
     from tqdm import tqdm
 
     out = {}
@@ -99,13 +96,7 @@ def evaluate_inter(
     for record in bar:
         bar.set_postfix_str(record)
         lead = read_lead(record, data_dir)
-        try:
-            atr = wfdb.rdann(str(data_dir / record), "atr")
-        except Exception as exc:  # wfdb raises many types for a missing or malformed .atr
-            raise InputError(
-                f"record {record!r}: cannot read reference annotations {data_dir / record}.atr: "
-                f"{exc}"
-            ) from exc
+        atr = read_annotations(record, data_dir)
         ann = annotate_lead(lead, classifier, batch_size=batch_size)
         out[record] = record_confusion(atr.symbol, atr.sample, ann.samples, ann.labels, lead.fs)
     return out
@@ -204,7 +195,7 @@ def evaluate(args: argparse.Namespace) -> Evaluation:
         "model_split_description": model_contract.data_split,
         "model_data_hash": model_contract.data_hash,
         "bootstrap": {"n": args.bootstrap, "seed": args.seed, "level": 0.95},
-        "match_window_s": MATCH_WINDOW_S,
+        "match_window_s": ec57.MATCH_WINDOW_S,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     if split == "inter":

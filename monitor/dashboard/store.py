@@ -26,6 +26,7 @@ from scipy import signal as sps
 
 from monitor import contract, topics
 from monitor.dashboard.parse import PRIORITY_RANK, AlertMsg, BeatMsg, ReferenceMsg, VitalsMsg
+from monitor.signal import ec57
 from monitor.signal.resample import StreamResampler
 from monitor.validate import Chunk
 
@@ -59,8 +60,6 @@ MAX_BEDS = 128
 EVICT_IDLE_S = 60.0
 #: Average-beat window around the R-peak.
 SHAPE_PRE_S, SHAPE_POST_S = 0.25, 0.45
-#: A predicted beat and a reference label within this distance are the same beat (EC57).
-MATCH_S = 0.15
 #: "Monitor mode" baseline filter of the display (first-order high-pass).
 HIGHPASS_HZ = 0.5
 #: Audio pause length (IEC 60601-1-8 allows up to 2 min for a central station).
@@ -277,7 +276,7 @@ class BedState:
         committed offset (at-least-once); its new pipeline resamples from another sample, so a
         repeated R-peak may sit a sample or two off. Two beats closer than the EC57 match
         window are one beat: no heart beats twice within 150 ms. False for a repeat."""
-        tol = round(MATCH_S * m.fs)
+        tol = round(ec57.MATCH_WINDOW_S * m.fs)
         i = bisect.bisect_left(self.seen, m.index - tol)
         if i < len(self.seen) and self.seen[i] <= m.index + tol:
             return False
@@ -328,7 +327,7 @@ class BedState:
 
     @staticmethod
     def _nearest(buf: deque, slot: int, ok) -> BeatMark | RefMark | None:
-        tol = MATCH_S * DISPLAY_FS
+        tol = ec57.MATCH_WINDOW_S * DISPLAY_FS
         best, best_d = None, math.inf
         for item in reversed(buf):
             d = abs(item.slot - slot)

@@ -19,6 +19,9 @@ from monitor import contract
 #: MIT-BIH symbols that open and close a ventricular flutter/fibrillation episode.
 VF_START, VF_END = "[", "]"
 
+#: EC57 beat-by-beat match window: a detection within 150 ms of a reference beat is that beat.
+MATCH_WINDOW_S = 0.15
+
 
 @dataclass(frozen=True)
 class Reference:
@@ -129,7 +132,7 @@ def match(
     ref_idx: Sequence[int] | np.ndarray,
     det_idx: Sequence[int] | np.ndarray,
     fs: float,
-    window_s: float = 0.15,
+    window_s: float = MATCH_WINDOW_S,
     exclude: Reference | None = None,
 ) -> Match:
     """Pair each reference beat with at most one detection within `window_s`, nearest first.
