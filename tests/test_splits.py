@@ -9,7 +9,7 @@ from monitor import contract
 from monitor.errors import InputError
 from monitor.inputs import absent_context
 from trainer.dataset import BeatSet
-from trainer.splits import DS1, DS2, PACED, split_indices
+from trainer.splits import DS1, DS2, PACED, patient_folds, split_indices
 
 
 def synthetic(records: tuple[str, ...], seed: int = 0) -> BeatSet:
@@ -85,3 +85,21 @@ def test_inter_split_needs_two_ds1_patients():
         split_indices(synthetic(("101", "100")), "inter", seed=0)
     with pytest.raises(ValueError, match="kind must be one of"):
         split_indices(synthetic(("101", "106")), "loso", seed=0)
+
+
+def test_patient_folds_validate_every_ds1_patient_once_on_the_same_folds_for_every_seed():
+    beats = synthetic(DS1 + DS2 + PACED)
+    vals = [set(beats.records[split_indices(beats, "inter", 0, (i, 4))[1]]) for i in range(4)]
+    assert set().union(*vals) == set(DS1) and sum(len(v) for v in vals) == len(DS1)
+    assert vals == [set(f) for f in patient_folds(beats.subset(np.isin(beats.records, DS1)), 4)]
+    again = [set(beats.records[split_indices(beats, "inter", 3, (i, 4))[1]]) for i in range(4)]
+    assert again == vals
+    for i in range(4):
+        train, val, test = split_indices(beats, "inter", 0, (i, 4))
+        assert not set(beats.records[train]) & set(beats.records[val])
+        assert set(beats.records[test]) == set(DS2)
+    # Ectopic beats are shared out: no fold validates on none of the S beats.
+    for v in vals:
+        assert np.sum(np.isin(beats.records, list(v)) & (beats.labels == 1)) > 0
+    with pytest.raises(InputError, match="fold 6 of 5"):
+        split_indices(beats, "inter", 0, (5, 5))

@@ -188,6 +188,9 @@ def test_balancing_moves_class_mass_to_its_square_root():
         (["--kaggle-csv", "x", "--split", "intra"], "do not apply to --kaggle-csv"),
         (["--data-dir", "/nonexistent/mitdb"], "does not exist"),
         (["--records", "102", "--data-dir", "."], "neither DS1 nor DS2"),
+        (["--fold", "5/4"], "--fold must be I/N"),
+        (["--fold", "two"], "--fold must be I/N"),
+        (["--fold", "1/4", "--split", "intra"], "not for the intra split"),
     ],
 )
 def test_bad_arguments_are_one_line_errors(argv, message, capsys, tmp_path):
@@ -222,3 +225,19 @@ def test_tiny_training_run_ships_a_loadable_model(mitdb_dir, tmp_path):
     found = probs.argmax(axis=1) == contract.CLASSES.index("V")
     print(f"V Se {np.mean(found[is_v]):.3f}, +P {np.mean(is_v[found]):.3f}")
     assert np.mean(found[is_v]) > 0.7 and np.mean(is_v[found]) > 0.7
+
+
+def test_cross_validation_pools_the_folds_confusion_matrices():
+    from trainer import crossval
+
+    k = len(contract.CLASSES)
+    a, b = np.zeros((k, k), int), np.zeros((k, k), int)
+    a[0, 0], a[1, 1], a[1, 0] = 90, 5, 5  # fold 1: S Se 50 %
+    b[0, 0], b[1, 1], b[0, 1] = 80, 10, 10  # fold 2: S Se 100 %, S +P 50 %
+    runs = [{"val_confusion": a.tolist(), "val_macro_f1": 0.5},
+            {"val_confusion": b.tolist(), "val_macro_f1": 0.6}]  # fmt: skip
+    m = crossval.pooled(runs)
+    assert m["per_class"]["S"]["se"] == pytest.approx(15 / 20)
+    assert m["per_class"]["S"]["ppv"] == pytest.approx(15 / 25)
+    row = crossval.table({"rhythm": runs}).splitlines()[-1]
+    assert "55.0 ± 7.1" in row and "| 75.0 | 60.0 |" in row

@@ -29,6 +29,8 @@ VAL_BEAT_FRACTION = 0.1
 INTRA_TEST_FRACTION = 0.2
 #: Random patient subsets tried when choosing validation patients.
 _GROUP_TRIALS = 4000
+#: Generator seed of the patient folds (`patient_folds`).
+FOLD_SEED = 0
 #: Classes with fewer beats than this do not steer the choice of validation patients.
 _MIN_CLASS_BEATS = 50
 
@@ -40,13 +42,16 @@ def records_for(kind: str) -> tuple[str, ...]:
 
 
 def split_indices(
-    beats: BeatSet, kind: str, seed: int
+    beats: BeatSet, kind: str, seed: int, fold: tuple[int, int] | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(train, val, test) row indices of `beats` for the split `kind`, reproducible by `seed`.
 
     - "inter": train and validation patients from DS1, test = DS2.
     - "intra": stratified 80/20 beat split over every record; validation from the 80 %.
     - "all": every record trains (production model); validation by patient; no test.
+
+    `fold` = (i, n) validates on the i-th of n patient folds (`patient_folds`) instead, so that
+    n runs validate every patient once (inter and all only).
     """
     _check_kind(kind)
     rng = np.random.default_rng(seed)
@@ -68,7 +73,17 @@ def split_indices(
             f"the {kind} split validates on whole patients and needs at least two records of "
             f"{pool_name}, got {len(pool_records) or 'none'}; add records or use --split intra"
         )
-    val_records = choose_validation_patients(beats.subset(pool_mask), VAL_PATIENT_FRACTION, rng)
+    if fold is None:
+        val_records = choose_validation_patients(
+            beats.subset(pool_mask), VAL_PATIENT_FRACTION, rng
+        )
+    else:
+        i, n = fold
+        if not 0 <= i < n <= len(pool_records):
+            raise InputError(
+                f"fold {i + 1} of {n}: need 1 <= fold <= folds <= {len(pool_records)} patients"
+            )
+        val_records = patient_folds(beats.subset(pool_mask), n)[i]
     val_mask = pool_mask & np.isin(beats.records, val_records)
     return np.flatnonzero(pool_mask & ~val_mask), np.flatnonzero(val_mask), test
 
@@ -115,6 +130,25 @@ def choose_validation_patients(
         if score < best_score:
             best, best_score = pick, score
     return sorted(records[best].tolist())
+
+
+def patient_folds(beats: BeatSet, n: int) -> list[list[str]]:
+    """The patients of `beats` in `n` folds, each holding about 1/n of every class's beats.
+
+    Drawn fold by fold (`choose_validation_patients` over the patients left), with a fixed
+    generator: the folds do not change with a run's seed, so settings are compared on the same
+    patients.
+    """
+    rng = np.random.default_rng(FOLD_SEED)
+    left = np.ones(len(beats), dtype=bool)
+    folds = []
+    for k in range(n - 1):
+        rest = beats.subset(left)
+        fold = choose_validation_patients(rest, 1.0 / (n - k), rng)
+        folds.append(fold)
+        left &= ~np.isin(beats.records, fold)
+    folds.append(sorted(set(beats.records[left].tolist())))
+    return folds
 
 
 def _check_kind(kind: str) -> None:

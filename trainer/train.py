@@ -160,6 +160,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="share of training beats shown with every context input absent, as a Kaggle row "
         f"or a stream's first beats are (default {DEFAULT_CONTEXT_DROPOUT})",
     )
+    p.add_argument(
+        "--fold",
+        metavar="I/N",
+        help="validate on the I-th of N patient folds of DS1 instead of the default validation "
+        "patients (cross-validation: `python -m trainer.crossval`)",
+    )
     p.add_argument("--out", help="run directory (default runs/<timestamp>-<split>)")
     p.add_argument(
         "--export",
@@ -206,9 +212,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             flag = "--" + name.replace("_", "-")
             raise InputError(f"{flag} must be in [0, 1), got {getattr(args, name)}")
     args.split = args.split or ("kaggle" if args.kaggle_csv else "inter")
+    args.fold = _fold(args.fold, args.split)
     if args.records:
         args.records = [r for item in args.records for r in item.split(",") if r]
     return args
+
+
+def _fold(text: str | None, split: str) -> tuple[int, int] | None:
+    """--fold I/N as a 0-based (index, count)."""
+    if text is None:
+        return None
+    if split not in ("inter", "all"):
+        raise InputError(f"--fold validates on patient folds: not for the {split} split")
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise InputError(f"--fold must be I/N, e.g. 2/4, got {text!r}") from None
+    if not 1 <= i <= n or n < 2:
+        raise InputError(f"--fold must be I/N with 1 <= I <= N and N >= 2, got {text!r}")
+    return i - 1, n
 
 
 def model_contract(channels: str, features: str, sequence: int) -> contract.BeatContract:
@@ -267,7 +289,7 @@ def load_split(args: argparse.Namespace) -> Split:
             )
     data_dir = resolve_mitdb(args.data_dir, records)
     beats = build_beatset(data_dir, records, args.cache_dir, progress=not args.no_progress)
-    tr, va, te = split_indices(beats, args.split, args.seed)
+    tr, va, te = split_indices(beats, args.split, args.seed, args.fold)
     parts = [beats.subset(i) for i in (tr, va, te)]
 
     def recs(b: BeatSet) -> str:
@@ -420,7 +442,7 @@ def fit(model: CNNBiLSTM, split: Split, args: argparse.Namespace, run_dir: Path)
         history.append(row)
         improved = best is None or row["val_macro_f1"] > best["val_macro_f1"]
         if improved:
-            best = dict(row)
+            best = {**row, "val_confusion": m["confusion"]}
             torch.save(
                 model.checkpoint(epoch=epoch, val=m, inputs=args.inputs.to_dict()),
                 run_dir / "best.pt",
