@@ -292,7 +292,7 @@ class Replay:
 DELIVERY_TIMEOUT_S = 30.0
 
 
-def reference_beats(record: str, data_dir) -> tuple[np.ndarray, np.ndarray]:
+def reference_labels(record: str, data_dir) -> tuple[np.ndarray, np.ndarray]:
     """Sample positions and symbols of the record's reference beats (non-beat marks left out)."""
     ann = read_annotations(record, data_dir)
     keep = np.array([aami_class(s) is not None for s in ann.symbol], dtype=bool)
@@ -327,7 +327,7 @@ def build_beds(args: argparse.Namespace) -> list[BedStream]:
         r: noise_gain(lead.signal, noise[lead.fs], lead.fs, spec.snr_db) if noise else 0.0
         for r, lead in leads.items()
     }
-    refs = {r: reference_beats(r, data_dir) for r in used} if args.reference else {}
+    refs = {r: reference_labels(r, data_dir) for r in used} if args.reference else {}
     empty = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=object))
     beds = []
     for plan in plans:

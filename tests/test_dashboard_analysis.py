@@ -127,7 +127,8 @@ def test_decode_upload_reads_data_urls_and_refuses_corrupt_ones() -> None:
 def test_scores_only_the_labelled_beats() -> None:
     x = np.zeros((4, contract.BEAT_LEN), dtype=np.float32)
     x[:, 0] = [0.0, 0.2, 0.2, 0.1]  # predictions N V V S
-    beats = analysis.BeatSet("t", absent_context(x), np.arange(4) * 0.8, ["N", "V", "N", None])
+    labels = ["N", "V", "N", None]
+    beats = analysis.UploadedBeats("t", absent_context(x), np.arange(4) * 0.8, labels)
     result = analysis.analyse(beats, LabelEcho())
     assert result.predicted == ["N", "V", "V", "S"]
     assert result.metrics["n"] == 3 and result.metrics["accuracy"] == pytest.approx(2 / 3)

@@ -8,14 +8,14 @@ import pytest
 from monitor.dashboard.__main__ import main
 from monitor.dashboard.app import MAX_REQUEST_BYTES, create_app
 from monitor.dashboard.central import SWEEP_ROUTE
-from monitor.dashboard.store import Ward
+from monitor.dashboard.store import CentralStation
 from monitor.errors import InputError
 from monitor.validate import Chunk
 
 
 @pytest.fixture
-def ward() -> Ward:
-    ward = Ward("127.0.0.1:9")
+def ward() -> CentralStation:
+    ward = CentralStation("127.0.0.1:9")
     x = np.sin(np.arange(720) / 20.0)
     ward.ingest("ecg.samples", Chunk("bed-01", "100", 360.0, 0, 1_700_000_000.0, x))
     return ward

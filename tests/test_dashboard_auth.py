@@ -17,7 +17,7 @@ from monitor.dashboard.__main__ import main
 from monitor.dashboard.app import create_app
 from monitor.dashboard.auth import Credentials
 from monitor.dashboard.central import SWEEP_ROUTE
-from monitor.dashboard.store import Ward
+from monitor.dashboard.store import CentralStation
 from monitor.errors import InputError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,7 +27,7 @@ NURSE = Credentials("nurse", "correct horse")
 @pytest.fixture
 def client(monkeypatch):
     monkeypatch.setattr(auth, "FAILED_LOGIN_DELAY_S", 0.0)
-    return create_app(Ward("127.0.0.1:9"), credentials=NURSE).server.test_client()
+    return create_app(CentralStation("127.0.0.1:9"), credentials=NURSE).server.test_client()
 
 
 def _login(client, user: str = "nurse", password: str = "correct horse", next_: str = "/"):

@@ -22,7 +22,7 @@ from monitor.broker import ENV_BOOTSTRAP
 from monitor.classifier import DEFAULT_MODEL
 from monitor.dashboard.app import create_app
 from monitor.dashboard.feed import KafkaFeed
-from monitor.dashboard.store import Ward
+from monitor.dashboard.store import CentralStation
 
 pytestmark = [pytest.mark.browser, pytest.mark.kafka]
 
@@ -45,7 +45,7 @@ def until(check, timeout: float, what: str, every: float = 0.25):
 
 @pytest.fixture
 def ward(kafka_broker):
-    ward = Ward(kafka_broker.bootstrap)
+    ward = CentralStation(kafka_broker.bootstrap)
     with KafkaFeed(kafka_broker.bootstrap, ward):
         yield ward
 

@@ -11,7 +11,7 @@ import pytest
 
 from monitor.broker import create_topics
 from monitor.dashboard.feed import KafkaFeed
-from monitor.dashboard.store import Ward
+from monitor.dashboard.store import CentralStation
 
 pytestmark = pytest.mark.kafka
 
@@ -53,7 +53,7 @@ def test_feed_reads_recent_history_then_live_messages_and_counts_bad_ones(kafka_
            "message": "Pause 2.1 s"}
     produce("ecg.alerts", "bed-01", old)  # an hour old: the 24 h history still shows it
     produce("ecg.samples", "bed-01", samples("bed-01", 0, now))  # seconds old: drawn at once
-    ward = Ward(kafka_broker.bootstrap)
+    ward = CentralStation(kafka_broker.bootstrap)
     with KafkaFeed(kafka_broker.bootstrap, ward) as feed:
         until(lambda: ward.beds() == ["bed-01"] and ward.active_alarms(), 15, "the history")
         assert ward.feed_status()["connected"]
@@ -69,7 +69,7 @@ def test_feed_reads_recent_history_then_live_messages_and_counts_bad_ones(kafka_
 
 
 def test_feed_reports_a_lost_broker_and_reconnects(kafka_broker) -> None:
-    ward = Ward(kafka_broker.bootstrap)
+    ward = CentralStation(kafka_broker.bootstrap)
     with KafkaFeed(kafka_broker.bootstrap, ward):
         until(lambda: ward.feed_status()["connected"], 15, "the first connection")
         kafka_broker.stop()
@@ -84,7 +84,7 @@ def test_feed_without_any_broker_says_so_and_stops_promptly() -> None:
     from monitor.broker import free_port
 
     bootstrap = f"127.0.0.1:{free_port()}"
-    ward = Ward(bootstrap)
+    ward = CentralStation(bootstrap)
     feed = KafkaFeed(bootstrap, ward).start()
     until(lambda: "nothing accepts connections" in ward.feed_status()["error"], 10,
           "the unreachable broker to be reported")
@@ -106,7 +106,7 @@ def test_a_message_that_breaks_its_parser_costs_that_message_only(error) -> None
     def parse(value, key):
         raise error
 
-    ward = Ward("127.0.0.1:9")
+    ward = CentralStation("127.0.0.1:9")
     feed = KafkaFeed("127.0.0.1:9", ward)
     record = SimpleNamespace(value=b"{}", key=b"bed-1")
     feed._apply("ecg.alerts", parse, record, 0.0)  # no exception: counted, not raised

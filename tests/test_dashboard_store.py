@@ -18,7 +18,7 @@ from monitor.dashboard.parse import (
     parse_beat,
     parse_vitals,
 )
-from monitor.dashboard.store import SignalRing, Ward
+from monitor.dashboard.store import CentralStation, SignalRing
 from monitor.validate import Chunk
 
 FS = 360.0
@@ -42,7 +42,7 @@ def alert(alarm_id: str, kind: str, priority: str, state: str, t: float, bed: st
     return AlertMsg(bed, "100", alarm_id, kind, priority, state, t, 0, kind)
 
 
-def stream(ward: Ward, bed: str, seconds: float, chunk: int = 72, record: str = "100",
+def stream(ward: CentralStation, bed: str, seconds: float, chunk: int = 72, record: str = "100",
            arrived: float = 0.0, from_s: float = 0.0) -> None:
     first, stop = round(from_s * FS), round((from_s + seconds) * FS)
     for start in range(first, stop, chunk):
@@ -78,7 +78,7 @@ def test_ring_ignores_samples_older_than_it_holds() -> None:
 
 # -- samples, sweep, no signal ---------------------------------------------------------------
 def test_sweep_sends_each_display_sample_once_per_cursor() -> None:
-    ward = Ward()
+    ward = CentralStation()
     stream(ward, "bed-1", 4.0)
     first = ward.sweep({}, now_mono=1.0)["bed-1"]
     n = round(st.STRIP_S * st.DISPLAY_FS)
@@ -94,7 +94,7 @@ def test_sweep_sends_each_display_sample_once_per_cursor() -> None:
 
 
 def test_sweep_slots_follow_the_epoch_clock() -> None:
-    ward = Ward()
+    ward = CentralStation()
     stream(ward, "bed-1", 2.0)
     frame = ward.sweep({}, now_mono=0.0)["bed-1"]
     head = frame["s"] + len(frame["y"])
@@ -102,7 +102,7 @@ def test_sweep_slots_follow_the_epoch_clock() -> None:
 
 
 def test_bed_without_samples_for_ten_seconds_has_no_signal() -> None:
-    ward = Ward()
+    ward = CentralStation()
     stream(ward, "bed-1", 1.0, arrived=100.0)
     assert not ward.tiles(now_mono=100.0 + st.NO_SIGNAL_S - 0.5)[0]["no_signal"]
     assert ward.tiles(now_mono=100.0 + st.NO_SIGNAL_S + 0.5)[0]["no_signal"]
@@ -110,7 +110,7 @@ def test_bed_without_samples_for_ten_seconds_has_no_signal() -> None:
 
 
 def test_a_new_record_on_a_bed_starts_a_new_patient_and_late_messages_are_refused() -> None:
-    ward = Ward()
+    ward = CentralStation()
     stream(ward, "bed-1", 3.0)
     ward.ingest("ecg.beats", beat("bed-1", 400))
     stream(ward, "bed-1", 1.0, record="200")
@@ -124,7 +124,7 @@ def test_a_new_record_on_a_bed_starts_a_new_patient_and_late_messages_are_refuse
 
 def test_beds_sort_naturally_and_are_capped(monkeypatch) -> None:
     monkeypatch.setattr(st, "MAX_BEDS", 3)
-    ward = Ward()
+    ward = CentralStation()
     for bed in ("bed-10", "bed-2", "bed-1", "bed-3"):
         ward.ingest("ecg.samples", samples(bed, 0, 10), 0.0)
     assert ward.beds() == ["bed-1", "bed-2", "bed-10"]
@@ -134,7 +134,7 @@ def test_beds_sort_naturally_and_are_capped(monkeypatch) -> None:
 def test_a_full_ward_makes_room_only_by_dropping_a_silent_bed(monkeypatch) -> None:
     """Made-up bed ids cannot lock real beds out for good, nor push out beds still sending."""
     monkeypatch.setattr(st, "MAX_BEDS", 3)
-    ward = Ward()
+    ward = CentralStation()
     for bed in ("fake-1", "fake-2", "fake-3"):
         ward.ingest("ecg.beats", beat(bed, 400), 0.0)  # never a sample: silent from the start
     ward.ingest("ecg.samples", samples("bed-1", 0, 10), 1.0)
@@ -151,7 +151,7 @@ def test_a_full_ward_makes_room_only_by_dropping_a_silent_bed(monkeypatch) -> No
 
 # -- beats, reference, shapes ----------------------------------------------------------------
 def test_beat_sits_on_its_r_peak_slot_and_pairs_with_the_reference() -> None:
-    ward = Ward()
+    ward = CentralStation()
     stream(ward, "bed-1", 5.0)
     ward.ingest("ecg.reference", ReferenceMsg("bed-1", "100", 288, T0 + 0.8, "V", "V"))
     ward.ingest("ecg.reference", ReferenceMsg("bed-1", "100", 576, T0 + 1.6, "N", "N"))
@@ -169,7 +169,7 @@ def test_beat_sits_on_its_r_peak_slot_and_pairs_with_the_reference() -> None:
 
 
 def test_average_shape_waits_for_the_signal_after_the_r_peak() -> None:
-    ward = Ward()
+    ward = CentralStation()
     stream(ward, "bed-1", 1.0)
     ward.ingest("ecg.beats", beat("bed-1", round(0.8 * FS), "N"))
     assert ward.detail("bed-1")["shapes"] == {}  # 0.45 s after the peak has not arrived yet
@@ -181,7 +181,7 @@ def test_average_shape_waits_for_the_signal_after_the_r_peak() -> None:
 
 
 def test_per_bed_memory_is_bounded_over_hours() -> None:
-    ward = Ward()
+    ward = CentralStation()
     stream(ward, "bed-1", 1.0)
     for i in range(3 * st.BEATS_KEEP):
         ward.ingest("ecg.beats", beat("bed-1", 360 + i * 288))
@@ -197,7 +197,7 @@ def test_per_bed_memory_is_bounded_over_hours() -> None:
 
 
 def test_vitals_take_over_hr_counts_and_pvc_rate() -> None:
-    ward = Ward()
+    ward = CentralStation()
     stream(ward, "bed-1", 1.0)
     ward.ingest("ecg.beats", beat("bed-1", 300, "V"))
     tile = ward.tiles(now_mono=0.0)[0]
@@ -211,7 +211,7 @@ def test_vitals_take_over_hr_counts_and_pvc_rate() -> None:
 
 # -- alarms ----------------------------------------------------------------------------------
 def test_active_alarms_sort_by_priority_then_newest() -> None:
-    ward = Ward()
+    ward = CentralStation()
     ward.ingest("ecg.alerts", alert("a", "leads_off", "technical", "start", T0 + 5))
     ward.ingest("ecg.alerts", alert("b", "vtach", "high", "start", T0 + 1))
     ward.ingest("ecg.alerts", alert("c", "bigeminy", "medium", "start", T0 + 2))
@@ -224,7 +224,7 @@ def test_active_alarms_sort_by_priority_then_newest() -> None:
 
 
 def test_tile_shows_the_worst_alarm_and_flashes_until_acknowledged() -> None:
-    ward = Ward()
+    ward = CentralStation()
     stream(ward, "bed-1", 0.5)
     ward.ingest("ecg.alerts", alert("m", "pvc_run", "medium", "start", T0 + 1))
     ward.ingest("ecg.alerts", alert("h", "vtach", "high", "start", T0 + 2))
@@ -238,7 +238,7 @@ def test_tile_shows_the_worst_alarm_and_flashes_until_acknowledged() -> None:
 
 
 def test_history_filters_and_forgets_after_24_hours() -> None:
-    ward = Ward()
+    ward = CentralStation()
     ward.ingest("ecg.alerts", alert("old", "pause", "medium", "start", T0))
     ward.ingest("ecg.alerts", alert("old", "pause", "medium", "end", T0 + 5))
     ward.ingest("ecg.alerts", alert("x", "vtach", "high", "start", T0 + 10, bed="bed-2"))
@@ -251,7 +251,7 @@ def test_history_filters_and_forgets_after_24_hours() -> None:
 
 def test_history_is_capped(monkeypatch) -> None:
     monkeypatch.setattr(st, "HISTORY_MAX", 50)
-    ward = Ward()
+    ward = CentralStation()
     for i in range(200):
         ward.ingest("ecg.alerts", alert(f"a{i}", "pause", "medium", "start", T0 + i))
         ward.ingest("ecg.alerts", alert(f"a{i}", "pause", "medium", "end", T0 + i + 0.5))
@@ -260,7 +260,7 @@ def test_history_is_capped(monkeypatch) -> None:
 
 
 def test_a_replayed_start_does_not_reopen_an_ended_alarm() -> None:
-    ward = Ward()
+    ward = CentralStation()
     ward.ingest("ecg.alerts", alert("a", "pause", "medium", "start", T0))
     ward.ingest("ecg.alerts", alert("a", "pause", "medium", "end", T0 + 5))
     ward.ingest("ecg.alerts", alert("a", "pause", "medium", "start", T0))
@@ -271,7 +271,7 @@ def test_audio_pause_counts_down_and_only_a_higher_priority_breaks_through() -> 
     import time
 
     now = time.time()
-    ward = Ward()
+    ward = CentralStation()
     ward.ingest("ecg.alerts", alert("m1", "pvc_run", "medium", "start", now))
     ward.pause_audio(now)
     a = ward.audio(now + 30)
@@ -289,7 +289,7 @@ def test_a_new_high_alarm_breaks_a_pause_taken_during_a_high_alarm() -> None:
     import time
 
     now = time.time()
-    ward = Ward()
+    ward = CentralStation()
     ward.ingest("ecg.alerts", alert("h1", "vtach", "high", "start", now))
     ward.pause_audio(now)
     ward.ingest("ecg.alerts", alert("h2", "asystole", "high", "start", now, bed="bed-2"))
@@ -299,7 +299,7 @@ def test_a_new_high_alarm_breaks_a_pause_taken_during_a_high_alarm() -> None:
 def test_an_old_alarm_read_back_at_startup_does_not_break_the_pause() -> None:
     import time
 
-    ward = Ward()
+    ward = CentralStation()
     ward.pause_audio()
     ward.ingest("ecg.alerts", alert("h", "vtach", "high", "start", time.time() - 600))
     assert ward.audio()["paused"]
@@ -352,7 +352,7 @@ def test_malformed_messages_are_refused_with_the_field_named(raw, parser, match)
 
 def test_audio_pause_runs_on_the_monotonic_clock(monkeypatch) -> None:
     """A wall-clock step back of an hour must not leave 52 more minutes of silence."""
-    ward = Ward()
+    ward = CentralStation()
     wall = [1_700_000_000.0]
     mono = [100.0]
     monkeypatch.setattr(st.time, "time", lambda: wall[0])
@@ -367,7 +367,7 @@ def test_audio_pause_runs_on_the_monotonic_clock(monkeypatch) -> None:
 
 def test_a_beat_delivered_twice_is_shown_and_counted_once() -> None:
     """At-least-once delivery: a restarted worker re-publishes beats with the same R-peak."""
-    ward = Ward()
+    ward = CentralStation()
     stream(ward, "bed-1", 3.0)
     # 689 and 975: re-published by a restarted worker whose resampling started elsewhere.
     for index in (400, 688, 400, 976, 689, 975):
@@ -377,7 +377,7 @@ def test_a_beat_delivered_twice_is_shown_and_counted_once() -> None:
 
 
 def test_the_other_leads_are_kept_beside_the_first_for_the_detail_page() -> None:
-    ward = Ward()
+    ward = CentralStation()
     for start in range(0, 3600, 360):
         c = samples("bed-1", start, 360)
         ward.ingest("ecg.samples", Chunk(c.bed, c.record, c.fs, c.start_index, c.start_time,
@@ -387,14 +387,14 @@ def test_the_other_leads_are_kept_beside_the_first_for_the_detail_page() -> None
     first = np.array([np.nan if v is None else v for v in d["signal"]])
     other = np.array([np.nan if v is None else v for v in d["others"][0]])
     np.testing.assert_allclose(other, -first, atol=1e-5, equal_nan=True)  # same slots
-    one = Ward()
+    one = CentralStation()
     one.ingest("ecg.samples", samples("bed-1", 0, 360), 0.0)
     assert one.detail("bed-1")["others"] == []
 
 
 def test_bed_names_with_unusual_digits_still_sort() -> None:
     """Found by the fuzz test: "²" passes str.isdigit but not int()."""
-    ward = Ward()
+    ward = CentralStation()
     for bed in ("bed-²", "bed-٣", "bed-2"):
         ward.ingest("ecg.samples", samples(bed, 0, 10), 0.0)
     beds = ward.beds()
@@ -403,7 +403,7 @@ def test_bed_names_with_unusual_digits_still_sort() -> None:
 
 def test_a_restarted_worker_s_reset_ends_what_the_old_worker_left_open() -> None:
     """An alarm open when its worker was killed never gets an end; the reset says it is over."""
-    ward = Ward()
+    ward = CentralStation()
     ward.ingest("ecg.alerts", alert("a1", "vtach", "high", "start", T0 + 10))
     ward.ingest("ecg.alerts", alert("b1", "vtach", "high", "start", T0 + 10, bed="bed-2"))
     ward.ingest("ecg.alerts", alert("r1", "pipeline_reset", "technical", "start", T0 + 60))
@@ -414,7 +414,7 @@ def test_a_restarted_worker_s_reset_ends_what_the_old_worker_left_open() -> None
 
 
 def test_a_silent_bed_keeps_no_physiological_alarm_active(monkeypatch) -> None:
-    ward = Ward()
+    ward = CentralStation()
     mono = [1000.0]
     monkeypatch.setattr(st.time, "monotonic", lambda: mono[0])
     stream(ward, "bed-1", 2.0, arrived=mono[0])

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from monitor.dashboard.parse import parse_alert, parse_beat
-from monitor.dashboard.store import Ward as CentralStation
+from monitor.dashboard.store import CentralStation
 from tests.streaming import collect, first_minutes, values
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]

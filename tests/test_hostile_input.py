@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from monitor import contract
 from monitor import ward as ward_module
 from monitor.dashboard.parse import PARSERS
-from monitor.dashboard.store import Ward as DashboardWard
+from monitor.dashboard.store import CentralStation
 from monitor.ward import Source, Ward
 
 T0 = 1_700_000_000.0
@@ -158,7 +158,7 @@ def test_worker_ingest_takes_anything(worker_ward, batch, monkeypatch):
     )
 )  # fmt: skip
 def test_dashboard_decoders_refuse_with_value_error_only(batch):
-    ward = DashboardWard()
+    ward = CentralStation()
     for topic, (value, key) in batch:
         try:
             msg = PARSERS[topic](value, key)

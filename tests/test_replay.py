@@ -19,7 +19,7 @@ from simulators.replay import (
     bed_names,
     next_chunk,
     plan_beds,
-    reference_beats,
+    reference_labels,
     send_time,
 )
 
@@ -159,8 +159,8 @@ def test_noise_spec_is_parsed_or_refused_in_one_sentence():
             NoiseSpec.parse(bad)
 
 
-def test_reference_beats_leave_out_rhythm_and_noise_marks(mitdb_dir):
-    index, symbol = reference_beats("100", mitdb_dir)
+def test_reference_labels_leave_out_rhythm_and_noise_marks(mitdb_dir):
+    index, symbol = reference_labels("100", mitdb_dir)
     assert len(index) == 2273  # MIT-BIH 100: 2273 beats, plus rhythm and other marks
     assert np.all(np.diff(index) > 0)
     assert set(symbol) == {"N", "A", "V"}

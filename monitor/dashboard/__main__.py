@@ -64,9 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     from monitor.annotate import load_classifier
     from monitor.dashboard.app import create_app
     from monitor.dashboard.feed import KafkaFeed
-    from monitor.dashboard.store import Ward
+    from monitor.dashboard.store import CentralStation
 
-    ward = Ward(args.bootstrap)
+    ward = CentralStation(args.bootstrap)
     app = create_app(ward, lambda: load_classifier(args.model, device="cpu"), credentials)
     with KafkaFeed(args.bootstrap, ward):
         logging.getLogger(__name__).info(

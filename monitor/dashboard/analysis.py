@@ -49,7 +49,7 @@ class Upload:
 
 
 @dataclass
-class BeatSet:
+class UploadedBeats:
     """Beats ready for the classifier, with whatever the upload said about them."""
 
     source: str
@@ -75,7 +75,7 @@ class BeatSet:
 
 @dataclass
 class Analysis:
-    beats: BeatSet
+    beats: UploadedBeats
     probs: np.ndarray
     predicted: list[str]
     model_version: str
@@ -101,7 +101,7 @@ def decode_upload(contents: str, name: str) -> Upload:
     return Upload(name, data)
 
 
-def load(files: list[Upload], fs: float | None = None) -> BeatSet:
+def load(files: list[Upload], fs: float | None = None) -> UploadedBeats:
     """Beats of an upload: one CSV file, or the files of one WFDB record."""
     if not files:
         raise InputError("no file uploaded")
@@ -141,7 +141,7 @@ def _is_number(cell: str) -> bool:
     return True
 
 
-def load_csv(upload: Upload, fs: float | None) -> BeatSet:
+def load_csv(upload: Upload, fs: float | None) -> UploadedBeats:
     """A Kaggle beat-row CSV (187/188 columns) or a one-column signal CSV."""
     lines = [ln for ln in _text(upload).splitlines() if ln.strip()]
     if not lines:
@@ -187,7 +187,7 @@ def _floats(name: str, rows: list[list[str]], first_line: int, what: str) -> np.
     return values
 
 
-def _kaggle(name: str, rows: list[list[str]], first_line: int) -> BeatSet:
+def _kaggle(name: str, rows: list[list[str]], first_line: int) -> UploadedBeats:
     if len(rows) > MAX_BEATS:
         raise InputError(f"{name} has {len(rows)} beat rows; the limit is {MAX_BEATS}")
     has_label = len(rows[0]) == contract.BEAT_LEN + 1
@@ -202,7 +202,7 @@ def _kaggle(name: str, rows: list[list[str]], first_line: int) -> BeatSet:
                                where=hi > lo)
         notes.append(f"{int(outside.sum())} rows were not within [0, 1] and were min-max scaled "
                      "as the model's beats are")
-    return BeatSet(f"{name}: Kaggle beat rows", absent_context(x), None, labels, notes)
+    return UploadedBeats(f"{name}: Kaggle beat rows", absent_context(x), None, labels, notes)
 
 
 def _kaggle_labels(name: str, cells: list[str], first_line: int) -> list[str | None]:
@@ -225,7 +225,7 @@ def _kaggle_labels(name: str, cells: list[str], first_line: int) -> list[str | N
     return labels
 
 
-def _signal(name: str, rows: list[list[str]], first_line: int, fs: float | None) -> BeatSet:
+def _signal(name: str, rows: list[list[str]], first_line: int, fs: float | None) -> UploadedBeats:
     if fs is None:
         raise InputError(
             f"{name} is a one-column signal: enter its sampling rate (Hz) and upload it again"
@@ -241,7 +241,7 @@ def _signal(name: str, rows: list[list[str]], first_line: int, fs: float | None)
     if np.ptp(x) == 0:
         raise InputError(f"{name}: the signal is a flat line")
     beats = _cut(name, x, fs)
-    return BeatSet(
+    return UploadedBeats(
         f"{name}: single-lead signal, {len(x) / fs:.1f} s at {fs:g} Hz",
         stack_beats(beats),
         np.array([b.index / fs for b in beats]),
@@ -265,7 +265,7 @@ def _cut(name: str, x: np.ndarray, fs: float) -> list:
     return beats
 
 
-def load_wfdb(files: list[Upload]) -> BeatSet:
+def load_wfdb(files: list[Upload]) -> UploadedBeats:
     """A WFDB record from its uploaded .hea/.dat (+ .atr) files."""
     from monitor.records import read_lead
 
@@ -286,7 +286,7 @@ def load_wfdb(files: list[Upload]) -> BeatSet:
         atr = Path(tmp) / f"{record}.atr"
         labels, notes = (_reference_labels(atr, beats, lead.fs) if atr.is_file()
                          else (None, []))
-    return BeatSet(
+    return UploadedBeats(
         f"WFDB record {record}, lead {lead.name}, {len(lead.signal) / lead.fs:.0f} s at "
         f"{lead.fs:g} Hz",
         stack_beats(beats),
@@ -317,7 +317,7 @@ def _reference_labels(atr: Path, beats: list, fs: float) -> tuple[list[str | Non
     return labels, notes
 
 
-def analyse(beats: BeatSet, classifier) -> Analysis:
+def analyse(beats: UploadedBeats, classifier) -> Analysis:
     """Classify every beat; score against the labels where the upload has them."""
     x, context = select(classifier.contract, *beats.inputs)
     probs = np.asarray(classifier.predict(x, context), dtype=np.float64)

@@ -1,8 +1,8 @@
 """The Dash application: page shell (top bar, broker banner, alarm bar, audio pause) and routing.
 
-`create_app` takes the `Ward` store (filled by `KafkaFeed`) and, for the offline page, a way to
-load the classifier; nothing else. All callbacks are registered on the app object (not Dash's
-global registry), so tests can build several apps in one process.
+`create_app` takes the `CentralStation` store (filled by `KafkaFeed`) and, for the offline page,
+a way to load the classifier; nothing else. All callbacks are registered on the app object (not
+Dash's global registry), so tests can build several apps in one process.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from monitor.alarms.events import PRIORITY_RANK
 from monitor.dashboard import analysis, central, detail, history, offline_page
 from monitor.dashboard.auth import Credentials, protect
 from monitor.dashboard.present import alarm_text, clock, duration
-from monitor.dashboard.store import Ward
+from monitor.dashboard.store import CentralStation
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 TITLE = "ECG central station"
@@ -114,7 +114,7 @@ def feed_state(status: dict) -> tuple[str, str]:
     return text, status["last_rejection"]
 
 
-def page_for(path: str | None, ward: Ward, app: Dash) -> object:
+def page_for(path: str | None, ward: CentralStation, app: Dash) -> object:
     path = path or "/"
     if path == "/":
         return central.layout(ward, app.get_relative_path(central.SWEEP_ROUTE))
@@ -133,7 +133,7 @@ MAX_REQUEST_BYTES = analysis.MAX_UPLOAD_BYTES * 4 // 3 + 1024 * 1024
 
 
 def create_app(
-    ward: Ward,
+    ward: CentralStation,
     load_classifier: Callable[[], object] | None = None,
     credentials: Credentials | None = None,
 ) -> Dash:

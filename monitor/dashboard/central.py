@@ -20,7 +20,7 @@ from flask import jsonify, request
 
 from monitor.dashboard.figures import CLASS_COLOURS, sweep_spec
 from monitor.dashboard.present import alarm_text, number
-from monitor.dashboard.store import DISPLAY_FS, STRIP_S, Ward
+from monitor.dashboard.store import DISPLAY_FS, STRIP_S, CentralStation
 
 #: Sweep refresh period: 5 Hz requested so that >= 4 Hz is reached under load.
 SWEEP_MS = 200
@@ -30,7 +30,7 @@ SWEEP_GAP_S = 0.25
 SWEEP_ROUTE = "/_ward/sweep"
 
 
-def layout(ward: Ward, sweep_url: str) -> html.Div:
+def layout(ward: CentralStation, sweep_url: str) -> html.Div:
     tiles = ward.tiles()
     return html.Div(
         className="central",
@@ -139,7 +139,7 @@ def empty_ward() -> html.Div:
     ])
 
 
-def register(app: Dash, ward: Ward) -> None:
+def register(app: Dash, ward: CentralStation) -> None:
     """Tile callbacks ride on the shell's 1 s `status-tick`; the sweep on the browser's loop."""
 
     @app.callback(

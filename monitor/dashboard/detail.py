@@ -1,8 +1,8 @@
 """Bed detail: 30 s strip with every beat's predicted class (and the reference label when one
 streams), the probabilities of a clicked beat, HR trend, class counts and average beat shapes.
 
-One thin callback per second reads `Ward.detail` and hands it to the figure builders; clicking
-a beat only stores its slot, which the next refresh (triggered at once) draws.
+One thin callback per second reads `CentralStation.detail` and hands it to the figure builders;
+clicking a beat only stores its slot, which the next refresh (triggered at once) draws.
 """
 
 from __future__ import annotations

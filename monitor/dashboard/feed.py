@@ -1,4 +1,4 @@
-"""The dashboard's only Kafka reader: one background thread feeding the `Ward` store.
+"""The dashboard's only Kafka reader: one background thread feeding the `CentralStation` store.
 
 A viewer needs every partition and no offset bookkeeping, so the consumer takes all partitions
 with `assign()` and no consumer group (kafka-python's group protocol also does not work against
@@ -18,7 +18,7 @@ import time
 
 from monitor import topics
 from monitor.dashboard.parse import PARSERS
-from monitor.dashboard.store import TREND_S, Ward
+from monitor.dashboard.store import TREND_S, CentralStation
 from monitor.kafka_security import KafkaSecurity
 from monitor.logthrottle import throttle_client_logs
 
@@ -43,10 +43,11 @@ WARN_EVERY_S = 10.0
 
 
 class KafkaFeed:
-    """Background reader of the product topics into a `Ward`; `start()`/`stop()`."""
+    """Background reader of the product topics into a `CentralStation`; `start()`/`stop()`."""
 
-    def __init__(self, bootstrap: str, ward: Ward, topics: tuple[str, ...] = tuple(PARSERS)
-                 ) -> None:
+    def __init__(
+        self, bootstrap: str, ward: CentralStation, topics: tuple[str, ...] = tuple(PARSERS)
+    ) -> None:
         if not bootstrap:
             raise ValueError("bootstrap must name a Kafka broker (host:port)")
         unknown = set(topics) - set(PARSERS)

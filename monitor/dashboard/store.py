@@ -1,9 +1,9 @@
 """The ward's state as the central station sees it: bounded per-bed buffers fed by the Kafka feed.
 
-One `Ward` object is written by the feed thread and read by every page callback. All memory is
-bounded by construction (fixed rings, `maxlen` deques, a 24 h / count cap on alarm history and a
-cap on the number of beds), so a ward of 64 beds can run for days. Reads return plain dicts and
-lists: callbacks and figure builders never see a lock or a mutable buffer.
+One `CentralStation` object is written by the feed thread and read by every page callback. All
+memory is bounded by construction (fixed rings, `maxlen` deques, a 24 h / count cap on alarm
+history and a cap on the number of beds), so a ward of 64 beds can run for days. Reads return
+plain dicts and lists: callbacks and figure builders never see a lock or a mutable buffer.
 
 Positions on screen are "display slots": sample numbers at 125 Hz on the epoch clock,
 slot = round(time x 125). All beds share that clock, so their sweeps move in step like the
@@ -386,7 +386,7 @@ class BedState:
         return {c: int(source.get(c, 0)) for c in contract.CLASSES}
 
 
-class Ward:
+class CentralStation:
     """Thread-safe state of every bed, the alarms and the feed's health."""
 
     def __init__(self, bootstrap: str = "") -> None:

@@ -21,7 +21,7 @@ from monitor.broker import ENV_BOOTSTRAP
 from monitor.dashboard.app import create_app
 from monitor.dashboard.auth import ENV_PASSWORD, Credentials
 from monitor.dashboard.feed import KafkaFeed
-from monitor.dashboard.store import Ward
+from monitor.dashboard.store import CentralStation
 from monitor.errors import InputError
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -34,7 +34,7 @@ credentials = Credentials.from_env()
 if credentials is None:
     raise InputError(f"set ${ENV_PASSWORD} (or a secret file): the ward's page needs a login")
 
-ward = Ward(bootstrap)
+ward = CentralStation(bootstrap)
 app = create_app(ward, lambda: load_classifier(None, device="cpu"), credentials)
 server = app.server
 feed = KafkaFeed(bootstrap, ward).start()
