@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from monitor import contract
+from monitor import contract, metrics
 from monitor.errors import InputError
-from trainer import evaluate, metrics
+from trainer import evaluate
 
 REPO = Path(__file__).resolve().parents[1]
 FS = 360.0  # 150 ms = 54 samples

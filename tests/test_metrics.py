@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trainer.metrics import confusion_matrix, evaluate, format_report
+from monitor.metrics import confusion_matrix, evaluate, format_report
 
 
 def test_per_class_figures_from_a_known_confusion():

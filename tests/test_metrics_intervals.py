@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from trainer import metrics
+from monitor import metrics
 
 # Reference 0 0 0 1 1 2 against prediction 0 0 1 1 2 2.
 CM3 = np.array([[2, 1, 0], [0, 1, 1], [0, 0, 1]])

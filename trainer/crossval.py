@@ -20,9 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from monitor import contract
+from monitor import contract, metrics
 from monitor.errors import InputError, run_cli
-from trainer import metrics
 from trainer.ablation import SETTINGS, run_one
 
 #: Classes the pooled macro F1 averages: Q has a handful of DS1 beats, all in one patient.

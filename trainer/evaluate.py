@@ -28,12 +28,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from monitor import contract
+from monitor import contract, metrics
 from monitor.annotate import annotate_lead, load_classifier
 from monitor.errors import InputError, run_cli
 from monitor.records import read_annotations, read_lead, resolve_mitdb
 from monitor.signal import ec57
-from trainer import metrics, splits
+from trainer import splits
 
 if TYPE_CHECKING:
     from monitor.classifier import BeatClassifier

@@ -27,12 +27,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from monitor import contract
+from monitor import contract, metrics
 from monitor.context import MAX_SEQUENCE
 from monitor.errors import InputError, run_cli
 from monitor.inputs import absent_context, select
 from monitor.records import resolve_mitdb
-from trainer import metrics
 from trainer.augment import augment
 from trainer.dataset import BeatSet, build_beatset, load_kaggle_csv
 from trainer.export import export_torchscript

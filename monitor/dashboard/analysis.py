@@ -32,6 +32,7 @@ from monitor import contract
 from monitor.beats import extract_beats
 from monitor.errors import InputError
 from monitor.inputs import absent_context, select, stack_beats
+from monitor.metrics import evaluate
 from monitor.validate import MAX_FS
 
 MAX_UPLOAD_MB = 20
@@ -79,7 +80,7 @@ class Analysis:
     probs: np.ndarray
     predicted: list[str]
     model_version: str
-    #: `trainer.metrics.evaluate` output over the labelled beats, or None without labels.
+    #: `monitor.metrics.evaluate` output over the labelled beats, or None without labels.
     metrics: dict | None
 
     def counts(self) -> dict[str, int]:
@@ -327,8 +328,6 @@ def analyse(beats: UploadedBeats, classifier) -> Analysis:
     if beats.labels is not None:
         scored = [(t, p) for t, p in zip(beats.labels, predicted, strict=True) if t is not None]
         if scored:
-            from trainer.metrics import evaluate
-
             index = {c: k for k, c in enumerate(classes)}
             metrics = evaluate(np.array([index[t] for t, _ in scored]),
                                np.array([index[p] for _, p in scored]), classes)
