@@ -24,8 +24,9 @@ COPY monitor ./monitor
 COPY simulators ./simulators
 COPY trainer ./trainer
 COPY models ./models
-# Editable: the code and the shipped model stay in /app, where monitor.classifier looks.
-RUN pip install -e .
+# Editable: the code and the shipped model stay in /app, where monitor.classifier looks. The
+# services' extras only: the trainer's plotting stack stays out of the image.
+RUN pip install -e ".[worker,dashboard]"
 
 # Faust keeps its local state here; topics and changelogs live in Kafka.
 ENV ECG_WORKER_DATADIR=/tmp/ecg-worker \

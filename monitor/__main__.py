@@ -61,7 +61,12 @@ def run(argv: list[str] | None = None) -> int:
         value = getattr(args, option)
         if value is not None:
             os.environ[env] = str(value)
-    from monitor import app as worker
+    try:
+        from monitor import app as worker
+    except ModuleNotFoundError as exc:
+        raise InputError(
+            f"the worker needs {exc.name}: pip install 'ecg-monitor[worker]'"
+        ) from exc
 
     worker.runtime()
     if not any(arg.startswith(("--with-web", "--web-")) for arg in rest):

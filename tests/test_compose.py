@@ -194,6 +194,29 @@ def test_one_dockerfile_builds_every_app_service(compose):
     assert (REPO / "models" / "ecg_cnn_bilstm.pt").name in text
 
 
+def test_the_image_installs_the_service_extras_and_the_services_need_no_more():
+    """The image gets the worker and dashboard extras only; nothing the services import may
+    come from the trainer's extra (plotting, progress bars)."""
+    import subprocess
+    import sys
+    from importlib.metadata import requires
+
+    needs = requires("ecg-monitor") or []
+    core = [r for r in needs if "extra ==" not in r]
+    train = [r for r in needs if 'extra == "train"' in r]
+    assert any("matplotlib" in r for r in train) and not any("matplotlib" in r for r in core)
+    assert 'pip install -e ".[worker,dashboard]"' in (REPO / "Dockerfile").read_text()
+    code = (
+        "import sys, monitor.app, monitor.dashboard.app, monitor.annotate, simulators.replay; "
+        "print(sorted({'matplotlib', 'tqdm', 'trainer'} & set(sys.modules)))"
+    )
+    env = {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9", "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                          text=True, timeout=120, env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
 def test_the_gpu_override_puts_the_worker_on_cuda(gpu):
     worker = gpu["services"]["worker"]
     module, args = _module_args(worker["command"])

@@ -12,6 +12,7 @@ import argparse
 import csv
 import dataclasses
 import hashlib
+import importlib.util
 import json
 import logging
 import os
@@ -544,6 +545,9 @@ def _main(argv: list[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     args.argv = argv
+    for module in ("tqdm", "matplotlib"):  # progress bars and curves: the train extra
+        if importlib.util.find_spec(module) is None:
+            raise InputError(f"training needs {module}: pip install 'ecg-monitor[train]'")
     if args.threads:
         torch.set_num_threads(args.threads)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")

@@ -61,8 +61,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
+    try:
+        from monitor.dashboard.app import create_app
+    except ModuleNotFoundError as exc:
+        raise InputError(
+            f"the dashboard needs {exc.name}: pip install 'ecg-monitor[dashboard]'"
+        ) from exc
     from monitor.annotate import load_classifier
-    from monitor.dashboard.app import create_app
     from monitor.dashboard.feed import KafkaFeed
     from monitor.dashboard.store import CentralStation
 
