@@ -30,13 +30,15 @@ the alarm burden a ward would see. MIT-BIH annotates no asystole, but the sinus 
 record 232 (up to 6 s) meet its 4 s definition.
 
 Red alarms. A third table judges every high-priority episode against the reference: V-tach
-and V-fib/flutter true when they overlap a (VT or (VFL episode; asystole when a reference RR
-interval of at least `asystole_s` overlaps it (or ended within the engine's hold-back, pause_s
-plus beat_latency_s, before it); extreme tachycardia / bradycardia when the
-median of the `xtachy_beats` / `xbrady_beats` reference RR intervals before its start is beyond
-the limit moved by the HR hysteresis. Targets: at most 1 false red alarm per 24 h of clean
-signal, 1 per hour with NSTDB electrode-motion noise at 6 dB (`--noise em:6`: the noise record
-added over the whole record, cycled, scaled to that SNR by the NST's definition).
+true when it overlaps a (VT or (VFL episode, V-fib/flutter when one lies within the episode or
+the V-fib detector's window (8 s) before it; asystole when a reference RR interval of at least
+`asystole_s` less the EC57 match window (150 ms: where an R-peak may lie) overlaps it (or ended
+within the engine's hold-back, pause_s plus beat_latency_s, before it); extreme tachycardia /
+bradycardia when the median of the `xtachy_beats` / `xbrady_beats` reference RR intervals
+before its start is beyond the limit moved by the HR hysteresis. Targets: at most 1 false red
+alarm per 24 h of clean signal, 1 per hour with NSTDB electrode-motion noise at 6 dB (`--noise
+em:6`: the noise record added over the whole record, cycled, scaled to that SNR by the NST's
+definition).
 
 Settings are tuned on DS1 only (de Chazal 2004); DS2 is reported, never tuned on.
 """
@@ -54,10 +56,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from monitor.alarms import AlarmEngine, AlarmEvent, AlarmSettings
+from monitor.alarms.vf import VFSettings
 from monitor.beats import BeatExtractor
 from monitor.contract import AAMI_MAP, LOCAL_RR_BEATS, WINDOW_RR, aami_class
 from monitor.errors import InputError, run_cli
 from monitor.records import DS1, DS2, list_records, read_annotations, read_lead, resolve_mitdb
+from monitor.signal import ec57
 from simulators.noise import NoiseSpec, load_noise, noise_gain
 
 #: Reference rhythm -> alarm kind.
@@ -84,6 +88,9 @@ DETECTOR_LATENCY_S = 0.3
 TARGETS = {"vtach": (0.90, 0.80)}
 #: False red alarms allowed per hour: clean signal, and with noise added.
 RED_TARGET_PER_H = {"clean": 1 / 24, "noisy": 1.0}
+#: The red alarms those targets count (the issue's: V-fib, asystole, extreme rates); false V-tach
+#: alarms are reported beside them, and in the "all" rate.
+RED_TARGET_KINDS = ("asystole", "vflutter", "xtachy", "xbrady")
 
 
 @dataclass
@@ -208,15 +215,23 @@ def judge_red(result: RecordResult, beat_times: np.ndarray, s: AlarmSettings) ->
         return 60.0 / float(np.median(recent)) if len(recent) else 0.0
 
     def asystole(a: Span) -> bool:
-        # The engine may report a standstill up to its hold-back after the next R-peak.
+        # The engine may report a standstill up to its hold-back after the next R-peak; a pause
+        # is measured between R-peaks, each placed within the EC57 match window.
         late = s.pause_s + s.beat_latency_s
-        long = np.flatnonzero(rr >= s.asystole_s)
+        long = np.flatnonzero(rr >= s.asystole_s - ec57.MATCH_WINDOW_S)
         return any(overlaps(a, Span(beat_times[i], beat_times[i + 1] + late)) for i in long)
+
+    def ventricular_in_window(a: Span) -> bool:
+        # V-fib is judged on the signal of the detector's window before the alarm, so a VT or
+        # flutter episode inside that window makes it true (as the PhysioNet/CinC 2015 challenge
+        # judged ICU alarms on the seconds before them).
+        seen = Span(a.start - VFSettings().window_s, a.end)
+        return any(overlaps(seen, r) for r in ventricular)
 
     band = s.hr_hysteresis_bpm
     truth = {
         "vtach": lambda a: any(overlaps(a, r) for r in ventricular),
-        "vflutter": lambda a: any(overlaps(a, r) for r in ventricular),
+        "vflutter": ventricular_in_window,
         "asystole": asystole,
         "xtachy": lambda a: rate_before(a.start, s.xtachy_beats) >= s.xtachy_bpm - band,
         "xbrady": lambda a: 0 < rate_before(a.start, s.xbrady_beats) <= s.xbrady_bpm + band,
@@ -335,22 +350,22 @@ def print_red(results: list[RecordResult], groups: list) -> None:
     noisy = any(r.noisy for r in results)
     limit = RED_TARGET_PER_H["noisy" if noisy else "clean"]
     print(f"red alarms ({'with noise' if noisy else 'clean'}): episodes, false ones, false per "
-          f"hour (target <= {limit:.3g}/h)")
-    kinds = ("asystole", "vflutter", "vtach", "xtachy", "xbrady")
+          f"hour (target for V-fib, asystole and extreme rates <= {limit:.3g}/h)")
+    kinds = ("asystole", "vflutter", "xtachy", "xbrady", "vtach")
     print(f"{'split':5} {'hours':>6} " + " ".join(f"{k:>14}" for k in kinds)
-          + f" {'all false/h':>12}")  # fmt: skip
+          + f" {'targeted/h':>11} {'all/h':>6}")  # fmt: skip
     for name, members in groups:
         chosen = [r for r in results if members is None or r.record in members]
         hours = sum(r.hours for r in chosen)
-        cells, false_all = [], 0
+        cells, false = [], {}
         for kind in kinds:
             verdicts = [v for r in chosen for v in r.red.get(kind, [])]
-            false = verdicts.count(False)
-            false_all += false
-            cells.append(f"{len(verdicts):4d} {false:3d} {false / hours:5.2f}")
-        met = "met" if false_all / hours <= limit else "NOT met"
+            false[kind] = verdicts.count(False)
+            cells.append(f"{len(verdicts):4d} {false[kind]:3d} {false[kind] / hours:5.2f}")
+        targeted = sum(false[k] for k in RED_TARGET_KINDS) / hours
+        met = "met" if targeted <= limit else "NOT met"
         print(f"{name:5} {hours:6.1f} " + " ".join(f"{c:>14}" for c in cells)
-              + f" {false_all / hours:8.2f} {met}")  # fmt: skip
+              + f" {targeted:8.2f} {met:7} {sum(false.values()) / hours:5.2f}")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
