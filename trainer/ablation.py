@@ -120,6 +120,32 @@ def table(results: dict[str, list[dict]]) -> str:
     return "\n".join(lines)
 
 
+def run_many(runs: dict, out: Path, jobs: int) -> dict:
+    """Train every run, `jobs` at a time (one torch thread each): `runs` maps a key to (name,
+    flags, seed, extra flags); returns each key's best validation record."""
+    if jobs < 1:
+        raise InputError(f"--jobs must be at least 1, got {jobs}")
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = {
+            key: pool.submit(run_one, name, flags, seed, out, ["--threads", "1", *extra])
+            for key, (name, flags, seed, extra) in runs.items()
+        }
+        done = {}
+        for key, fut in futures.items():
+            done[key] = fut.result()
+            minutes = (time.perf_counter() - t0) / 60
+            print(f"{runs[key][0]} seed {runs[key][2]} done ({minutes:.0f} min)",
+                  file=sys.stderr, flush=True)  # fmt: skip
+    return done
+
+
+def write_table(text: str, out: Path) -> None:
+    (out / "table.md").write_text(text + "\n")
+    print(text)
+
+
 def _main(argv: list[str] | None) -> int:
     p = argparse.ArgumentParser(prog="python -m trainer.ablation", description=__doc__)
     p.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=list(SETTINGS))
@@ -127,26 +153,10 @@ def _main(argv: list[str] | None) -> int:
     p.add_argument("--jobs", type=int, default=2, help="runs at a time (one torch thread each)")
     p.add_argument("--out", default="runs/ablation", help="where the runs go")
     args, extra = p.parse_known_args(argv)
-    if args.jobs < 1:
-        raise InputError(f"--jobs must be at least 1, got {args.jobs}")
-    out = Path(args.out)
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    jobs = [(n, s) for n in args.settings for s in args.seeds]
-    t0 = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        futures = {
-            job: pool.submit(run_one, job[0], SETTINGS[job[0]][1], job[1], out,
-                             ["--threads", "1", *extra])
-            for job in jobs
-        }  # fmt: skip
-        results: dict[str, list[dict]] = {n: [] for n in args.settings}
-        for (name, seed), fut in futures.items():
-            results[name].append(fut.result())
-            print(f"{name} seed {seed} done ({(time.perf_counter() - t0) / 60:.0f} min)",
-                  file=sys.stderr, flush=True)
-    text = table(results)
-    (out / "table.md").write_text(text + "\n")
-    print(text)
+    runs = {(n, s): (n, SETTINGS[n][1], s, extra) for n in args.settings for s in args.seeds}
+    done = run_many(runs, Path(args.out), args.jobs)
+    results = {n: [done[n, s] for s in args.seeds] for n in args.settings}
+    write_table(table(results), Path(args.out))
     return 0
 
 

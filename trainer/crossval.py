@@ -12,17 +12,14 @@ DS2 is never touched. Runs go to `--out/<setting>-f<I>-s<seed>/` and are read ba
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 from monitor import contract, metrics
 from monitor.errors import InputError, run_cli
-from trainer.ablation import SETTINGS, run_one
+from trainer.ablation import SETTINGS, run_many, write_table
 
 #: Classes the pooled macro F1 averages: Q has a handful of DS1 beats, all in one patient.
 SCORED = ("N", "S", "V", "F")
@@ -61,30 +58,15 @@ def _main(argv: list[str] | None) -> int:
     p.add_argument("--jobs", type=int, default=2, help="runs at a time (one torch thread each)")
     p.add_argument("--out", default="runs/crossval", help="where the runs go")
     args, extra = p.parse_known_args(argv)
-    if args.jobs < 1:
-        raise InputError(f"--jobs must be at least 1, got {args.jobs}")
     if args.folds < 2:
         raise InputError(f"--folds must be at least 2, got {args.folds}")
-    out = Path(args.out)
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    jobs = [(n, f) for n in args.settings for f in range(1, args.folds + 1)]
-    t0 = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        futures = {
-            (name, fold): pool.submit(
-                run_one, f"{name}-f{fold}", SETTINGS[name][1], args.seed, out,
-                ["--fold", f"{fold}/{args.folds}", "--threads", "1", *extra],
-            )
-            for name, fold in jobs
-        }  # fmt: skip
-        results: dict[str, list[dict]] = {n: [] for n in args.settings}
-        for (name, fold), fut in futures.items():
-            results[name].append(fut.result())
-            print(f"{name} fold {fold} done ({(time.perf_counter() - t0) / 60:.0f} min)",
-                  file=sys.stderr, flush=True)
-    text = table(results)
-    (out / "table.md").write_text(text + "\n")
-    print(text)
+    folds = range(1, args.folds + 1)
+    runs = {
+        (n, f): (f"{n}-f{f}", SETTINGS[n][1], args.seed, ["--fold", f"{f}/{args.folds}", *extra])
+        for n in args.settings for f in folds
+    }  # fmt: skip
+    done = run_many(runs, Path(args.out), args.jobs)
+    write_table(table({n: [done[n, f] for f in folds] for n in args.settings}), Path(args.out))
     return 0
 
 
