@@ -57,11 +57,11 @@ SETTINGS: dict[str, tuple[str, list[str]]] = {
         [*_SHIPPED, "--conv-channels", "32,64,64"],
     ),
     "slim_sequence": (
-        "… and 2 earlier beats (shipped)",
+        "… and 2 earlier beats (version-2 model)",
         [*_SHIPPED, "--conv-channels", "32,64,64", "--sequence", "2"],
     ),
     "rhythm": (
-        "… and rhythm irregularity",
+        "… and rhythm irregularity (shipped)",
         ["--features", "rr_local,rr_long,rhythm,template", *_RHYTHM],
     ),
     "long_only": (
