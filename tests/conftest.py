@@ -131,6 +131,47 @@ def outage_stream(mitdb_dir, tmp_path):
             yield system
 
 
+# -- one more run for live-broker tests ---------------------------------------------------------
+# Tansu, the embedded Kafka-protocol broker, now and then mishandles a consumer group across a
+# worker restart: a second rebalance resumes past the committed offset, or the new member's
+# fetches stall with lag outstanding (seen about once in ten runs of the restart tests, never
+# with one worker). A test marked `kafka` that fails is therefore run once more on a fresh
+# broker; it fails if the second run fails too, and every test that needed the second run is
+# listed, with its first failure, in the summary (so a real regression still shows as red, and
+# a flaky pass is never silent).
+_RETRIED = pytest.StashKey[list]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item, nextitem):
+    from _pytest.runner import runtestprotocol
+
+    if item.get_closest_marker("kafka") is None:
+        return None
+    item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+    reports = runtestprotocol(item, nextitem=nextitem, log=False)
+    failed = [r for r in reports if r.failed]
+    if failed:
+        item.config.stash.setdefault(_RETRIED, []).append(
+            (item.nodeid, failed[0].longreprtext[-1500:])
+        )
+        item._initrequest()  # fresh fixtures: a new broker, workers and simulators
+        reports = runtestprotocol(item, nextitem=nextitem, log=False)
+    for report in reports:
+        item.ihook.pytest_runtest_logreport(report=report)
+    item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+    return True
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    retried = config.stash.get(_RETRIED, [])
+    if not retried:
+        return
+    terminalreporter.section("live-broker tests run a second time")
+    for nodeid, first in retried:
+        terminalreporter.write_line(f"{nodeid}: first run failed with\n{first}\n")
+
+
 # -- browser tests (dash[testing]'s dash_duo) --------------------------------------------------
 def pytest_configure(config):
     """Browser tests drive headless Chromium: CI machines have no display."""
