@@ -265,7 +265,7 @@ class PatientContext:
         rr_next: float,
         rr_local: float,
         rr_long: float,
-        rr_irregularity: float = 0.0,
+        rr_irregularity: float,
     ) -> BeatContext:
         """Context of the next beat in stream order; learns from it afterwards.
 
