@@ -13,7 +13,7 @@ import os
 import sys
 
 from monitor.broker import ENV_BOOTSTRAP, TOPICS, create_topics
-from monitor.errors import InputError, run_cli
+from monitor.errors import InputError, missing_extra, run_cli
 
 #: Worker options and the environment variables monitor.app reads them from.
 _WORKER_ENV = {
@@ -64,9 +64,7 @@ def run(argv: list[str] | None = None) -> int:
     try:
         from monitor import app as worker
     except ModuleNotFoundError as exc:
-        raise InputError(
-            f"the worker needs {exc.name}: pip install 'ecg-monitor[worker]'"
-        ) from exc
+        raise missing_extra("the worker", exc.name, "worker") from exc
 
     worker.runtime()
     if not any(arg.startswith(("--with-web", "--web-")) for arg in rest):

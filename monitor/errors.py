@@ -10,6 +10,11 @@ class InputError(ValueError):
     """Bad input (a missing record, an unusable signal, a wrong file): says what and what to do."""
 
 
+def missing_extra(what: str, module: str | None, extra: str) -> InputError:
+    """What to install when `what` (the worker, training...) lacks `module` of its extra."""
+    return InputError(f"{what} needs {module}: pip install 'ecg-monitor[{extra}]'")
+
+
 class ContractError(InputError):
     """A model file cut beats by different rules than this code base."""
 

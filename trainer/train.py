@@ -30,7 +30,7 @@ from torch import nn
 
 from monitor import contract, metrics
 from monitor.context import MAX_SEQUENCE
-from monitor.errors import InputError, run_cli
+from monitor.errors import InputError, missing_extra, run_cli
 from monitor.inputs import absent_context, select
 from monitor.records import resolve_mitdb
 from trainer.augment import augment
@@ -547,7 +547,7 @@ def _main(argv: list[str] | None) -> int:
     args.argv = argv
     for module in ("tqdm", "matplotlib"):  # progress bars and curves: the train extra
         if importlib.util.find_spec(module) is None:
-            raise InputError(f"training needs {module}: pip install 'ecg-monitor[train]'")
+            raise missing_extra("training", module, "train")
     if args.threads:
         torch.set_num_threads(args.threads)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")

@@ -18,7 +18,7 @@ import socket
 
 from monitor.broker import ENV_BOOTSTRAP
 from monitor.dashboard.auth import Credentials
-from monitor.errors import InputError, run_cli
+from monitor.errors import InputError, missing_extra, run_cli
 
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8050
 #: Kafka's conventional port; with nothing there the page opens and its banner says so.
@@ -64,9 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from monitor.dashboard.app import create_app
     except ModuleNotFoundError as exc:
-        raise InputError(
-            f"the dashboard needs {exc.name}: pip install 'ecg-monitor[dashboard]'"
-        ) from exc
+        raise missing_extra("the dashboard", exc.name, "dashboard") from exc
     from monitor.annotate import load_classifier
     from monitor.dashboard.feed import KafkaFeed
     from monitor.dashboard.store import CentralStation
