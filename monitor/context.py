@@ -9,7 +9,10 @@ beat), in stream order, so feeding a record whole or in chunks gives identical c
 - `LongTermRR`: mean RR of the trailing `contract.LONG_RR_S` (a mean: where ectopic beats are the
   majority, a median would follow them).
 - `TemplateBank`: OSEA-style incremental templates of the QRS, matched by correlation and
-  amplitude; the dominant template is the narrowest of the frequent ones.
+  amplitude; the dominant template is the narrowest of the frequent ones. Its atrial part (the
+  window before the QRS) says whether this beat has the patient's P wave, and whether the
+  patient's beats have a P wave at all: an irregular rhythm with P waves is ectopy, without
+  them atrial fibrillation, where a short RR is not a premature beat.
 - `PatientContext`: both, turned into the contract's feature vector and waveform channels.
 """
 
@@ -83,6 +86,10 @@ def _spread(m: np.ndarray) -> np.ndarray:
 
 #: Centring matrices (x @ C == x - mean(x)) for the QRS part and the whole window.
 _CENTRE = {n: np.eye(n) - 1.0 / n for n in (_Q1 - _Q0, contract.MORPH_LEN)}
+_RAMP = np.stack([np.ones(_Q0), np.arange(_Q0, dtype=np.float64)], axis=1)
+#: x @ _DETREND == x less its least-squares line: the atrial part (the morphology window before
+#: the QRS) without the baseline's slope, which would otherwise correlate in every beat alike.
+_DETREND = np.eye(_Q0) - _RAMP @ np.linalg.pinv(_RAMP)
 #: Index of each re-aligned window (2 * ALIGN + 1 shifts) into a beat's extended window, and of
 #: their QRS parts.
 _SHIFTS = np.arange(2 * _A + 1)[:, None] + np.arange(contract.MORPH_LEN)[None, :]
@@ -98,6 +105,12 @@ class Comparison:
     amp_log2: float
     width_log2: float
     residual: float
+    #: The beat's atrial part (P wave) against the template's, as a correlation.
+    p_corr: float
+    #: How much of the template's members' atrial energy survives their averaging: near 1 when
+    #: every beat has the same P wave at the same PR interval, near 1 / TEMPLATE_AVERAGE when
+    #: the atrial activity is unrelated to the QRS (fibrillatory waves, noise).
+    p_coherence: float
 
 
 class TemplateBank:
@@ -122,6 +135,11 @@ class TemplateBank:
         self.score = np.zeros(k)
         self.width = np.zeros(k, dtype=np.int64)
         self.range = np.zeros(k)
+        #: Each template's detrended atrial part as a unit row, and its members' mean energy
+        #: there (the same running average as the template).
+        self._unit_p = np.zeros((k, _Q0))
+        self._p_energy = np.zeros(k)
+        self.p_coherence = np.zeros(k)
         self.dominant = -1
 
     @property
@@ -169,18 +187,22 @@ class TemplateBank:
         wide = float(beat @ self._unit_wide[k]) / (float(_spread(beat)) + _EPS)
         rng = max(float(self.range[k]), _EPS)
         d = qrs - self.templates[k, _Q0:_Q1]
+        p = beat[:_Q0] @ _DETREND
         return Comparison(
             corr=corr,
             corr_wide=wide,
             amp_log2=float(np.log2(max(float(qrs.max() - qrs.min()), _EPS) / rng)),
             width_log2=float(np.log2(qrs_width(beat) / max(int(self.width[k]), 1))),
             residual=float(d @ d) / (rng * rng * len(d)),
+            p_corr=float(p @ self._unit_p[k]) / (math.sqrt(float(p @ p)) + _EPS),
+            p_coherence=float(self.p_coherence[k]),
         )
 
     def _update(self, j: int, beat: np.ndarray) -> None:
         self.score *= contract.TEMPLATE_DECAY
         n = min(int(self.count[j]) + 1, contract.TEMPLATE_AVERAGE)
         self.templates[j] += (beat - self.templates[j]) / n
+        self._p_energy[j] += (_p_energy(beat) - self._p_energy[j]) / n
         self._learned(j)
 
     def _start(self, beat: np.ndarray) -> None:
@@ -189,6 +211,7 @@ class TemplateBank:
         if j == self.dominant:
             self.dominant = -1
         self.templates[j] = beat
+        self._p_energy[j] = _p_energy(beat)
         self.count[j] = 0
         self.score[j] = 0.0
         self._learned(j)
@@ -203,6 +226,10 @@ class TemplateBank:
         self._unit_wide[j] = _unit(t)
         self.width[j] = qrs_width(t)
         self.range[j] = float(qrs.max() - qrs.min())
+        p = t[:_Q0] @ _DETREND
+        energy = float(p @ p)
+        self._unit_p[j] = p / (math.sqrt(energy) + _EPS)
+        self.p_coherence[j] = energy / (self._p_energy[j] + _EPS)
         self._choose_dominant()
 
     def _choose_dominant(self) -> None:
@@ -213,6 +240,12 @@ class TemplateBank:
         # Narrowest QRS first, then the higher score.
         order = np.lexsort((-self.score[candidates], self.width[candidates]))
         self.dominant = int(candidates[order[0]])
+
+
+def _p_energy(w: np.ndarray) -> float:
+    """Energy of a morphology window's detrended atrial part."""
+    p = w[:_Q0] @ _DETREND
+    return float(p @ p)
 
 
 _NO_TEMPLATE = np.zeros(contract.MORPH_LEN)
@@ -295,6 +328,8 @@ class PatientContext:
                 amp_log2=comparison.amp_log2,
                 width_log2=comparison.width_log2,
                 residual=comparison.residual,
+                p_corr=comparison.p_corr,
+                p_coherence=comparison.p_coherence,
             )
             scale = max(comparison_range(dominant), _EPS)
             template = _padded(dominant / scale)

@@ -99,6 +99,10 @@ FEATURES: dict[str, float] = {
     "residual": 0.0,
     # how common the beat's own morphology is on this bed (score share of its template)
     "cluster_share": 1.0,
+    # the atrial part (R-peak - MORPH_PRE_S to the QRS) against the dominant template's: the
+    # P wave of this beat, and whether the patient's beats have a consistent P wave at all
+    "p_corr": 1.0,
+    "p_coherence": 1.0,
 }
 #: Every waveform channel the per-bed core cuts, each BEAT_LEN samples long:
 #: - beat: the Kachuee beat (always the first channel of a model);
@@ -116,6 +120,7 @@ FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
         "template_available", "template_corr", "template_corr_wide", "amp_log2", "width_log2",
         "residual", "cluster_share",
     ),
+    "pwave": ("p_corr", "p_coherence"),
 }  # fmt: skip
 
 

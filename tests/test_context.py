@@ -15,9 +15,11 @@ FS = 250.0
 F = {name: i for i, name in enumerate(contract.FEATURES)}
 
 
-def _beats(r_times: np.ndarray, ventricular=(), seed: int = 0):
+def _beats(r_times: np.ndarray, ventricular=(), seed: int = 0, fibrillation: bool = False):
     rng = np.random.default_rng(seed)
-    x = synthetic_ecg(r_times, r_times[-1] + 1.0, rng, fs=FS, ventricular=ventricular)
+    x = synthetic_ecg(
+        r_times, r_times[-1] + 1.0, rng, fs=FS, ventricular=ventricular, fibrillation=fibrillation
+    )
     beats = extract_beats(x, FS)
     # Map each beat back to the synthetic complex it came from.
     k = [int(np.argmin(np.abs(r_times - b.index / FS))) for b in beats]
@@ -138,3 +140,37 @@ def test_mitbih_232_supraventricular_beats_are_premature_against_the_long_term_r
     assert is_s.sum() > 1000
     assert np.median(f[is_s, F["rr_prev_ratio"]]) > 0.95
     assert np.median(f[is_s, F["rr_prev_long"]]) < 0.8
+
+
+def _p_features(beats) -> tuple[np.ndarray, np.ndarray]:
+    f = np.stack([b.context.features for b in beats if b.context.features[F["template_available"]]])
+    return f[:, F["p_corr"]], f[:, F["p_coherence"]]
+
+
+def test_p_wave_features_find_the_patients_p_wave_and_its_absence_in_ventricular_beats():
+    r_times = np.arange(1.0, 80.0, 0.8)
+    ventricular = set(range(20, len(r_times), 7))
+    beats, k = _beats(r_times, ventricular)
+    ready = np.array([bool(b.context.features[F["template_available"]]) for b in beats])
+    p_corr, p_coherence = _p_features(beats)
+    is_v = np.isin(k[ready], list(ventricular))
+    assert np.median(p_coherence) > 0.8  # every normal beat: the same P wave, same PR
+    assert np.median(p_corr[~is_v]) > 0.8
+    assert np.median(p_corr[is_v]) < 0.3  # no P wave before a ventricular beat
+
+
+def test_p_wave_coherence_is_low_when_atrial_activity_is_unrelated_to_the_qrs():
+    rr = np.random.default_rng(5).uniform(0.45, 1.1, 90)
+    r_times = 1.0 + np.concatenate([[0.0], np.cumsum(rr)])
+    beats, _ = _beats(r_times, fibrillation=True)
+    assert np.median(_p_features(beats)[1]) < 0.3
+
+
+def test_p_wave_coherence_tells_atrial_fibrillation_from_sinus_rhythm_on_mitbih(mitdb_dir):
+    """DS1 records: 203 in atrial fibrillation/flutter, 209 sinus with supraventricular beats."""
+    med = {}
+    for record in ("203", "209"):
+        lead = read_lead(record, mitdb_dir)
+        beats = extract_beats(lead.signal[: int(600 * lead.fs)], lead.fs)
+        med[record] = np.median(_p_features(beats)[1])
+    assert med["203"] < 0.2 < 0.5 < med["209"], med

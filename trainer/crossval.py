@@ -3,9 +3,10 @@
 The ablation (`trainer.ablation`) validates on four DS1 patients, which hold 190 S beats and no
 bundle-branch-block patient, so a setting's S figures swing by ten points between seeds and a
 V false positive on a wide-QRS patient never shows. Here each setting trains once per patient
-fold (`python -m trainer.train --fold I/N --no-test`, seed 0) and the folds' validation
-confusion matrices are added up: every DS1 patient is judged once by a model that never saw
-them, and the table is the pooled figure, with the spread of the folds' macro F1 beside it.
+fold and seed (`python -m trainer.train --fold I/N --seed S --no-test`) and the folds'
+validation confusion matrices are added up: every DS1 patient is judged once per seed by a
+model that never saw them. The table gives the pooled macro F1 of each seed (mean ± sd over
+seeds), and the per-class figures of all seeds' matrices added up.
 DS2 is never touched. Runs go to `--out/<setting>-f<I>-s<seed>/` and are read back when there.
 """
 
@@ -31,17 +32,25 @@ def pooled(runs: list[dict]) -> dict:
     return metrics.summarise(cm, contract.CLASSES)
 
 
-def table(results: dict[str, list[dict]]) -> str:
-    """Markdown: pooled figures per setting, and the folds' macro F1 mean ± sd."""
-    head = ["setting", "folds", "pooled macro F1 (N S V F)", "fold macro F1",
+def macro_f1(runs: list[dict]) -> float:
+    """Macro F1 over the SCORED classes of the runs' pooled validation matrix."""
+    m = pooled(runs)
+    return float(np.mean([m["per_class"][c]["f1"] or 0.0 for c in SCORED]))
+
+
+def table(results: dict[str, dict[int, list[dict]]]) -> str:
+    """Markdown: per setting, the pooled macro F1 of each seed (mean ± sd) and the per-class
+    figures of every fold and seed pooled. `results` maps setting -> seed -> the folds' runs."""
+    head = ["setting", "folds × seeds", "pooled macro F1 (N S V F)",
             *(f"{c} {k}" for c in ("N", "S", "V", "F") for k in ("Se", "+P"))]  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
-    for name, runs in results.items():
+    for name, by_seed in results.items():
+        runs = [r for folds in by_seed.values() for r in folds]
         m = pooled(runs)
-        f1 = np.mean([m["per_class"][c]["f1"] or 0.0 for c in SCORED])
-        folds = np.array([r["val_macro_f1"] for r in runs])
-        cells = [SETTINGS[name][0], str(len(runs)), f"{100 * f1:.1f}",
-                 f"{100 * folds.mean():.1f} ± {100 * folds.std(ddof=1):.1f}"]  # fmt: skip
+        f1 = np.array([macro_f1(folds) for folds in by_seed.values()])
+        spread = f" ± {100 * f1.std(ddof=1):.1f}" if len(f1) > 1 else ""
+        cells = [SETTINGS[name][0], f"{len(runs) // len(by_seed)} × {len(by_seed)}",
+                 f"{100 * f1.mean():.1f}{spread}"]  # fmt: skip
         for c in ("N", "S", "V", "F"):
             for k in ("se", "ppv"):
                 v = m["per_class"][c][k]
@@ -54,7 +63,7 @@ def _main(argv: list[str] | None) -> int:
     p = argparse.ArgumentParser(prog="python -m trainer.crossval", description=__doc__)
     p.add_argument("--settings", nargs="+", choices=list(SETTINGS), required=True)
     p.add_argument("--folds", type=int, default=4, help="patient folds of DS1 (default 4)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--jobs", type=int, default=2, help="runs at a time (one torch thread each)")
     p.add_argument("--out", default="runs/crossval", help="where the runs go")
     args, extra = p.parse_known_args(argv)
@@ -62,11 +71,14 @@ def _main(argv: list[str] | None) -> int:
         raise InputError(f"--folds must be at least 2, got {args.folds}")
     folds = range(1, args.folds + 1)
     runs = {
-        (n, f): (f"{n}-f{f}", SETTINGS[n][1], args.seed, ["--fold", f"{f}/{args.folds}", *extra])
-        for n in args.settings for f in folds
+        (n, f, s): (f"{n}-f{f}", SETTINGS[n][1], s, ["--fold", f"{f}/{args.folds}", *extra])
+        for n in args.settings for s in args.seeds for f in folds
     }  # fmt: skip
     done = run_many(runs, Path(args.out), args.jobs)
-    write_table(table({n: [done[n, f] for f in folds] for n in args.settings}), Path(args.out))
+    results = {
+        n: {s: [done[n, f, s] for f in folds] for s in args.seeds} for n in args.settings
+    }
+    write_table(table(results), Path(args.out))
     return 0
 
 
