@@ -61,8 +61,12 @@ SETTINGS: dict[str, tuple[str, list[str]]] = {
         [*_SHIPPED, "--conv-channels", "32,64,64", "--sequence", "2"],
     ),
     "rhythm": (
-        "… and rhythm irregularity (shipped)",
+        "… and rhythm irregularity (version-3 model)",
         ["--features", "rr_local,rr_long,rhythm,template", *_RHYTHM],
+    ),
+    "p_wave": (
+        "… and P-wave features (beat vs template, template coherence; shipped)",
+        ["--features", "rr_local,rr_long,rhythm,template,pwave", *_RHYTHM],
     ),
     "long_only": (
         "… and RR ratios over the long-term mean only",
