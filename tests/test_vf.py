@@ -210,11 +210,11 @@ def test_a_flutter_episode_of_207_ends_the_beat_alarms_it_makes_meaningless(rec2
     onset_s = (VFL_START - first) / fs
     vf = [a for a in alarms if a.kind == "vflutter" and a.start_s >= onset_s - 5]
     assert vf and vf[0].start_s - onset_s <= 10.0, alarms
-    # Nothing starts under it but technical alarms. Its end is decided end_hold_s after the
+    # Nothing starts under it but technical alarms. Its end is decided vf_end_hold_s after the
     # last shockable reading, and beats come late, so the last seconds are left out.
     from monitor.alarms import AlarmSettings
 
-    last = (vf[0].end_s or np.inf) - AlarmSettings().end_hold_s - 1.0
+    last = (vf[0].end_s or np.inf) - AlarmSettings().vf_end_hold_s - 1.0
     for a in alarms:
         if vf[0].start_s < a.start_s < last:
             assert a.priority == "technical", a

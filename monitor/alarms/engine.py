@@ -398,6 +398,7 @@ class AlarmEngine:
             index,
             time,
             lambda: f"Ventricular flutter/fibrillation: rate {fast_rate:.0f} bpm",
+            hold=s.vf_end_hold_s,
         )
         per_min = self.pvc_per_min
         burden_limit = s.pvc_burden_per_min - (
@@ -582,6 +583,7 @@ class AlarmEngine:
             "vflutter", met, r.index, time,
             lambda: f"Ventricular fibrillation/flutter: {self._vf_run} s of a shockable signal, "
             f"{r.freq:.1f} Hz, {r.amplitude_mv:.1f} mV",
+            hold=self.settings.vf_end_hold_s,
         )  # fmt: skip
 
     def _on_quality(self, q: QualityReading, time: float) -> list[AlarmEvent]:

@@ -63,7 +63,7 @@ class AlarmSettings:
     vflutter_beats: int = 6
     #: Ventricular fibrillation / flutter on the signal itself (`monitor.alarms.vf`, one
     #: reading per second over 8 s windows): raised after this many consecutive shockable
-    #: readings, ended `end_hold_s` after the last one ...
+    #: readings, ended `vf_end_hold_s` after the last one ...
     vf_confirm: int = 3
     #: ... a reading being shockable when its logistic score reaches this (log-odds) and its
     #: robust peak-to-peak amplitude this (coarse VF; a flat or tiny signal never is).
@@ -140,6 +140,10 @@ class AlarmSettings:
     pattern_end_hold_s: float = 10.0
     #: AF needs a longer calm period before it ends: its measure spans a whole window.
     af_end_hold_s: float = 15.0
+    #: V-fib/flutter (from the signal or the extreme rate) ends once a whole V-fib detector
+    #: window (8 s) has passed without a shockable reading: VF coarsens and fines from second
+    #: to second, and a lethal alarm that flaps off between readings is off while VF goes on.
+    vf_end_hold_s: float = 8.0
     #: leads_off ends once the signal has been back this long.
     leads_off_end_hold_s: float = 2.0
 
@@ -172,6 +176,7 @@ class AlarmSettings:
             ("svt_rate_bpm", self.svt_rate_bpm > 0, "must be > 0"),
             ("vflutter_rate_bpm", self.vflutter_rate_bpm > 0, "must be > 0"),
             ("vf_amplitude_mv", self.vf_amplitude_mv > 0, "must be > 0"),
+            ("vf_end_hold_s", self.vf_end_hold_s > 0, "must be > 0"),
             ("vf_organised_bpm", self.vf_organised_bpm > 0, "must be > 0"),
             ("pvc_run_beats", self.pvc_run_beats >= 2, "must be at least 2 (2 is a couplet)"),
             ("vt_beats", self.vt_beats >= 2, "must be at least 2"),
