@@ -248,6 +248,20 @@ def test_v_tach_is_one_red_alarm_not_also_an_extreme_tachycardia() -> None:
     assert during == []  # nor frequent PVCs or couplets while the V-tach lasts
 
 
+def test_v_fib_ends_a_whole_detector_window_after_its_last_sign() -> None:
+    """VF coarsens and fines: the red alarm holds for vf_end_hold_s (8 s), not the 3 s of the
+    other alarms. Here from the flutter rate of beats (300 bpm), whose median stays fast for a
+    few beats after the run; the beats come every 0.8 s after it."""
+    beats = rhythm(("N", 0.8, 20), ("V", 0.2, 30), ("N", 0.8, 30))
+    ends = {}
+    for hold in (3.0, 8.0):
+        settings = AlarmSettings(vf_end_hold_s=hold)
+        events, _ = feed_beats(AlarmEngine(360.0, settings=settings), beats)
+        ends[hold] = assert_one_episode(events, "vflutter")[1].time
+    assert AlarmSettings().vf_end_hold_s == 8.0
+    assert 5.0 - 0.8 <= ends[8.0] - ends[3.0] <= 5.0 + 0.8
+
+
 @pytest.mark.parametrize(
     ("kwargs", "name"),
     [({"xbrady_bpm": 55}, "xbrady_bpm"), ({"xtachy_bpm": 100}, "xtachy_bpm"),
@@ -437,6 +451,7 @@ def test_event_to_dict_has_the_alert_fields() -> None:
         ({"af_entropy": 1.5}, "af_entropy"),
         ({"sqi_good": 0.2}, "sqi_good"),
         ({"end_hold_s": True}, "end_hold_s"),
+        ({"vf_end_hold_s": 0.0}, "vf_end_hold_s"),
     ],
 )
 def test_settings_reject_bad_values(kwargs: dict, name: str) -> None:
