@@ -187,7 +187,7 @@ class TemplateBank:
         wide = float(beat @ self._unit_wide[k]) / (float(_spread(beat)) + _EPS)
         rng = max(float(self.range[k]), _EPS)
         d = qrs - self.templates[k, _Q0:_Q1]
-        p = beat[:_Q0] @ _DETREND
+        p = _atrial(beat)
         return Comparison(
             corr=corr,
             corr_wide=wide,
@@ -226,7 +226,7 @@ class TemplateBank:
         self._unit_wide[j] = _unit(t)
         self.width[j] = qrs_width(t)
         self.range[j] = float(qrs.max() - qrs.min())
-        p = t[:_Q0] @ _DETREND
+        p = _atrial(t)
         energy = float(p @ p)
         self._unit_p[j] = p / (math.sqrt(energy) + _EPS)
         self.p_coherence[j] = energy / (self._p_energy[j] + _EPS)
@@ -242,9 +242,14 @@ class TemplateBank:
         self.dominant = int(candidates[order[0]])
 
 
+def _atrial(w: np.ndarray) -> np.ndarray:
+    """A morphology window's atrial part (before the QRS), less its least-squares line."""
+    return w[:_Q0] @ _DETREND
+
+
 def _p_energy(w: np.ndarray) -> float:
     """Energy of a morphology window's detrended atrial part."""
-    p = w[:_Q0] @ _DETREND
+    p = _atrial(w)
     return float(p @ p)
 
 
