@@ -43,15 +43,10 @@ from monitor.messages import (
     SAMPLES,
     STATS,
     VITALS,
-    AlertEvent,
-    BeatEvent,
     BedCounters,
-    DeadLetter,
-    Vitals,
-    WorkerStats,
 )
 from monitor.records import CACHE_DIR
-from monitor.ward import LATENCY_EDGES_MS, Source, Ward
+from monitor.ward import Source, Ward
 
 log = logging.getLogger("monitor.worker")
 throttle_client_logs()
@@ -167,7 +162,8 @@ app = MonitorApp(
     datadir=str(settings.datadir),
     web_enabled=False,
     key_serializer="raw",
-    value_serializer="json",
+    # Values are bytes everywhere: `monitor.messages` writes and reads the JSON itself.
+    value_serializer="raw",
     topic_partitions=TOPICS[SAMPLES],
     topic_replication_factor=1,
     consumer_auto_offset_reset="earliest",
@@ -183,11 +179,18 @@ app = MonitorApp(
 samples_topic = app.topic(
     SAMPLES, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
 )
-beats_topic = app.topic(BEATS, key_type=str, value_type=BeatEvent)
-alerts_topic = app.topic(ALERTS, key_type=str, value_type=AlertEvent)
-vitals_topic = app.topic(VITALS, key_type=str, value_type=Vitals)
-deadletter_topic = app.topic(DEADLETTER, key_type=bytes, value_type=DeadLetter)
-stats_topic = app.topic(STATS, key_type=str, value_type=WorkerStats)
+
+
+def _out(name: str, key_type: type = str) -> faust.TopicT:
+    """An output topic whose values are `monitor.messages` JSON, sent as `message.dumps()`."""
+    return app.topic(name, key_type=key_type, value_type=bytes)
+
+
+beats_topic = _out(BEATS)
+alerts_topic = _out(ALERTS)
+vitals_topic = _out(VITALS)
+deadletter_topic = _out(DEADLETTER, bytes)
+stats_topic = _out(STATS)
 
 #: Per-bed running totals. Written from the timer, outside stream iteration, so the changelog
 #: partition comes from the key's hash, which is how producers spread beds over `ecg.samples`:
@@ -195,7 +198,7 @@ stats_topic = app.topic(STATS, key_type=str, value_type=WorkerStats)
 counters = app.Table(
     "bed-counters",
     key_type=bytes,  # raw UTF-8 bed ids, hashed to partitions exactly like the samples' keys
-    value_type=BedCounters,
+    value_type=bytes,  # `BedCounters` JSON, read back by `_restore`
     partitions=TOPICS[SAMPLES],
     use_partitioner=True,
 )
@@ -227,7 +230,7 @@ def runtime() -> Runtime:
         ward = Ward(
             classifier,
             max_batch=settings.max_batch,
-            restore=lambda bed: counters.get(bed.encode()),
+            restore=_restore,
         )
         _runtime = Runtime(
             ward,
@@ -240,6 +243,18 @@ def runtime() -> Runtime:
             settings.max_wait_s * 1000,
         )
     return _runtime
+
+
+def _restore(bed: str) -> BedCounters | None:
+    """The bed's saved counters, or None (a new bed, or a value this version cannot read)."""
+    raw = counters.get(bed.encode())
+    if raw is None:
+        return None
+    try:
+        return BedCounters.decode(raw)
+    except ValueError as exc:
+        log.warning("bed %s: saved counters unreadable (%s); counting from zero", bed, exc)
+        return None
 
 
 def warm_up(classifier, max_batch: int) -> None:
@@ -261,14 +276,14 @@ async def classify_beats(stream):
             source = Source(m.topic, m.partition, m.offset, m.timestamp or wall)
             dead = rt.ward.ingest(m.value, m.key, source, wall)
             if dead is not None:
-                await deadletter_topic.send(key=m.key, value=dead)
+                await deadletter_topic.send(key=m.key, value=dead.dumps())
         pending = rt.ward.take_pending()
         probs = await loop.run_in_executor(rt.pool, rt.ward.classify, pending)
         beats, alerts = rt.ward.finish(pending, probs)
         for beat in beats:
-            await beats_topic.send(key=beat.bed, value=beat)
+            await beats_topic.send(key=beat.bed, value=beat.dumps())
         for alert in alerts:
-            await alerts_topic.send(key=alert.bed, value=alert)
+            await alerts_topic.send(key=alert.bed, value=alert.dumps())
 
 
 @app.timer(interval=VITALS_EVERY_S)
@@ -278,11 +293,11 @@ async def publish_vitals() -> None:
         return
     alerts, vitals = _runtime.ward.tick(time.time())
     for alert in alerts:
-        await alerts_topic.send(key=alert.bed, value=alert)
+        await alerts_topic.send(key=alert.bed, value=alert.dumps())
     for v in vitals:
-        await vitals_topic.send(key=v.bed, value=v)
+        await vitals_topic.send(key=v.bed, value=v.dumps())
     for bed, value in _runtime.ward.changed_counters().items():
-        counters[bed.encode()] = value
+        counters[bed.encode()] = value.dumps()
 
 
 @app.timer(interval=STATS_EVERY_S)
@@ -291,23 +306,8 @@ async def publish_stats() -> None:
     if _runtime is None:
         return
     w = _runtime.ward
-    stats = WorkerStats(
-        worker=_runtime.worker_id,
-        time=time.time(),
-        uptime_s=round(time.time() - w.started, 1),
-        beds=len(w.beds),
-        chunks=w.chunks,
-        samples=w.samples,
-        beats=w.beats,
-        rounds=w.rounds,
-        forwards=w.forwards,
-        deadletters=dict(w.deadletters),
-        latency_edges_ms=list(LATENCY_EDGES_MS),
-        latency_counts=list(w.latency_counts),
-        rss_mb=round(psutil.Process().memory_info().rss / 2**20, 1),
-        beds_evicted=w.evicted,
-    )
-    await stats_topic.send(key=_runtime.worker_id, value=stats)
+    stats = w.stats(_runtime.worker_id, time.time(), psutil.Process().memory_info().rss / 2**20)
+    await stats_topic.send(key=_runtime.worker_id, value=stats.dumps())
     dead = ", ".join(f"{k} {n}" for k, n in sorted(w.deadletters.items())) or "none"
     p50, p99 = w.latency_percentile(0.5), w.latency_percentile(0.99)
     log.info(

@@ -34,6 +34,7 @@ from monitor.messages import (
     BedCounters,
     DeadLetter,
     Vitals,
+    WorkerStats,
 )
 from monitor.validate import Rejected, parse_chunk
 
@@ -102,7 +103,7 @@ class Ward:
         self._pending: list[PendingBeat] = []
         self._touched: dict[str, BedPipeline] = {}
         # Counters of this worker process (the per-bed ones persist in the table).
-        self.started = time.time()
+        self._started_mono = time.monotonic()  # uptime survives a wall-clock step
         self.chunks = 0
         self.samples = 0
         self.beats = 0
@@ -253,6 +254,25 @@ class Ward:
             )
         return alerts, vitals
 
+    def stats(self, worker: str, now: float, rss_mb: float) -> WorkerStats:
+        """What this worker has done since it started (`ecg.stats`)."""
+        return WorkerStats(
+            worker=worker,
+            time=now,
+            uptime_s=round(time.monotonic() - self._started_mono, 1),
+            beds=len(self.beds),
+            chunks=self.chunks,
+            samples=self.samples,
+            beats=self.beats,
+            rounds=self.rounds,
+            forwards=self.forwards,
+            deadletters=dict(self.deadletters),
+            latency_edges_ms=list(LATENCY_EDGES_MS),
+            latency_counts=list(self.latency_counts),
+            rss_mb=round(rss_mb, 1),
+            beds_evicted=self.evicted,
+        )
+
     def changed_counters(self) -> dict[str, BedCounters]:
         """Counters that moved since the last call: what the table must be told."""
         out = {}
@@ -338,7 +358,7 @@ def _payload(value: bytes) -> str:
 
 def _copy(counters: BedCounters) -> BedCounters:
     """A copy that shares no dict with the original (the table keeps what it is given)."""
-    return BedCounters.from_data(counters.asdict())
+    return BedCounters.from_dict(counters.asdict())
 
 
 def percentile_from_histogram(

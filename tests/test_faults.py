@@ -22,8 +22,8 @@ import time
 import numpy as np
 import pytest
 
-from monitor.dashboard.parse import parse_alert, parse_beat
 from monitor.dashboard.store import CentralStation
+from monitor.messages import AlertEvent, BeatEvent
 from tests.streaming import collect, first_minutes, values
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -94,7 +94,7 @@ def test_a_killed_worker_loses_only_its_in_flight_beats_and_leaves_no_alarm_open
 
     station = CentralStation()
     for b in beats:
-        station.ingest("ecg.beats", parse_beat(b))
+        station.ingest("ecg.beats", BeatEvent.from_dict(b))
     shown = len(published) - station.duplicates
     assert len(reference) - 2 - len(skipped) - in_flight <= shown <= len(reference)  # once each
     print(f"kill -> first beat of the new worker {recovery_s:.1f} s; {len(missing)} beats "
@@ -104,7 +104,7 @@ def test_a_killed_worker_loses_only_its_in_flight_beats_and_leaves_no_alarm_open
     resets = [a for a in alerts if a["kind"] == "pipeline_reset" and a["state"] == "start"]
     assert resets and resets[-1]["time"] >= killed_at - 30, alerts  # the new worker said so
     for a in alerts:
-        station.ingest("ecg.alerts", parse_alert(a))
+        station.ingest("ecg.alerts", AlertEvent.from_dict(a))
     left_open = [a for a in station.active_alarms() if a["start"] < resets[-1]["time"]]
     assert left_open == [], left_open
 

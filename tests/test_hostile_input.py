@@ -20,8 +20,9 @@ from hypothesis import strategies as st
 
 from monitor import contract
 from monitor import ward as ward_module
-from monitor.dashboard.parse import PARSERS
+from monitor.dashboard.feed import READ
 from monitor.dashboard.store import CentralStation
+from monitor.messages import DECODERS
 from monitor.ward import Source, Ward
 
 T0 = 1_700_000_000.0
@@ -152,7 +153,7 @@ def test_worker_ingest_takes_anything(worker_ward, batch, monkeypatch):
 )  # fmt: skip
 @given(
     batch=st.lists(
-        st.tuples(st.sampled_from(sorted(PARSERS)), messages() | st.builds(
+        st.tuples(st.sampled_from(sorted(READ)), messages() | st.builds(
             lambda v, k: (json.dumps(v).encode(), k), json_values, st.none())),
         min_size=100, max_size=100,
     )
@@ -161,7 +162,7 @@ def test_dashboard_decoders_refuse_with_value_error_only(batch):
     ward = CentralStation()
     for topic, (value, key) in batch:
         try:
-            msg = PARSERS[topic](value, key)
+            msg = DECODERS[topic](value, key)
         except ValueError:
             continue  # refused, and the feed counts it
         ward.ingest(topic, msg, 0.0)

@@ -17,15 +17,17 @@ import threading
 import time
 
 from monitor import topics
-from monitor.dashboard.parse import PARSERS
 from monitor.dashboard.store import TREND_S, CentralStation
 from monitor.kafka_security import KafkaSecurity
 from monitor.logthrottle import throttle_client_logs
+from monitor.messages import DECODERS
 
 log = logging.getLogger(__name__)
 
 #: Seconds of live-topic history read on (re)connect: fills the 30 s detail strip.
 LOOKBACK_S = 35.0
+#: The topics the station reads.
+READ = (topics.SAMPLES, topics.BEATS, topics.ALERTS, topics.VITALS, topics.REFERENCE)
 LOOKBACK = {
     topics.SAMPLES: LOOKBACK_S,
     topics.BEATS: LOOKBACK_S,
@@ -46,11 +48,11 @@ class KafkaFeed:
     """Background reader of the product topics into a `CentralStation`; `start()`/`stop()`."""
 
     def __init__(
-        self, bootstrap: str, ward: CentralStation, topics: tuple[str, ...] = tuple(PARSERS)
+        self, bootstrap: str, ward: CentralStation, topics: tuple[str, ...] = READ
     ) -> None:
         if not bootstrap:
             raise ValueError("bootstrap must name a Kafka broker (host:port)")
-        unknown = set(topics) - set(PARSERS)
+        unknown = set(topics) - set(READ)
         if unknown:
             raise ValueError(f"topics {sorted(unknown)} are not read by the dashboard")
         self.bootstrap = bootstrap
@@ -151,7 +153,7 @@ class KafkaFeed:
             batches = consumer.poll(timeout_ms=100, max_records=2000)
             arrived = time.monotonic()
             for tp, records in batches.items():
-                parse = PARSERS[tp.topic]
+                parse = DECODERS[tp.topic]
                 for record in records:
                     self._apply(tp.topic, parse, record, arrived)
             if arrived >= probe_at:

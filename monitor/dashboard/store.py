@@ -25,7 +25,8 @@ import numpy as np
 from scipy import signal as sps
 
 from monitor import contract, topics
-from monitor.dashboard.parse import PRIORITY_RANK, AlertMsg, BeatMsg, ReferenceMsg, VitalsMsg
+from monitor.alarms.events import PRIORITY_RANK
+from monitor.messages import AlertEvent, BeatEvent, ReferenceBeat, Vitals
 from monitor.signal import ec57
 from monitor.signal.resample import StreamResampler
 from monitor.validate import Chunk
@@ -210,7 +211,7 @@ class BedState:
     )
     shape_n: np.ndarray = field(default_factory=lambda: np.zeros(len(contract.CLASSES), int))
     own_counts: Counter = field(default_factory=Counter)
-    vitals: VitalsMsg | None = None
+    vitals: Vitals | None = None
     trend: deque = field(default_factory=lambda: deque(maxlen=TREND_KEEP))
     matched: int = 0
     agreed: int = 0
@@ -271,7 +272,7 @@ class BedState:
         return slot_of(t)
 
     # -- beats and reference ---------------------------------------------------------------
-    def add_beat(self, m: BeatMsg) -> bool:
+    def add_beat(self, m: BeatEvent) -> bool:
         """Show a beat once. A worker restarted mid-stream re-publishes the beats after its last
         committed offset (at-least-once); its new pipeline resamples from another sample, so a
         repeated R-peak may sit a sample or two off. Two beats closer than the EC57 match
@@ -296,7 +297,7 @@ class BedState:
         self._resolve_shapes()
         return True
 
-    def add_reference(self, m: ReferenceMsg) -> None:
+    def add_reference(self, m: ReferenceBeat) -> None:
         ref = RefMark(self.slot_for(m.record, m.index, m.time), m.time, m.symbol, m.label)
         if ref.label not in contract.CLASSES:
             ref.label = ""  # rhythm and signal-quality annotations are shown, never scored
@@ -352,7 +353,7 @@ class BedState:
                 self.shape_n[k] += 1
 
     # -- vitals ----------------------------------------------------------------------------
-    def add_vitals(self, m: VitalsMsg) -> None:
+    def add_vitals(self, m: Vitals) -> None:
         if self.vitals is None:
             self.trend.clear()  # vitals are the trend's source from now on, not beat-by-beat HR
         self.vitals = m
@@ -442,10 +443,10 @@ class CentralStation:
             self._reject(topic, reason)
 
     def ingest(self, topic: str, msg: object, arrived: float | None = None) -> None:
-        """Apply one parsed message (from `parse.PARSERS`) to the ward."""
+        """Apply one parsed message (from `monitor.messages.DECODERS`) to the ward."""
         arrived = time.monotonic() if arrived is None else arrived
         with self._lock:
-            if isinstance(msg, AlertMsg):
+            if isinstance(msg, AlertEvent):
                 self._on_alert(msg)
                 return
             bed = self._bed(topic, msg.bed, msg.record, arrived)  # type: ignore[attr-defined]
@@ -453,17 +454,17 @@ class CentralStation:
                 return
             if isinstance(msg, Chunk):
                 bed.add_samples(msg, arrived)
-            elif isinstance(msg, BeatMsg):
+            elif isinstance(msg, BeatEvent):
                 if not bed.add_beat(msg):
                     self.duplicates += 1
-            elif isinstance(msg, VitalsMsg):
+            elif isinstance(msg, Vitals):
                 bed.add_vitals(msg)
-            elif isinstance(msg, ReferenceMsg):
+            elif isinstance(msg, ReferenceBeat):
                 bed.add_reference(msg)
             else:
                 raise TypeError(f"msg has unsupported type {type(msg).__name__}")
 
-    def _on_alert(self, m: AlertMsg) -> None:
+    def _on_alert(self, m: AlertEvent) -> None:
         known = self._episodes.get(m.alarm_id)
         if m.state == "start":
             if known is not None:
