@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from monitor.dashboard import alarm_board, beds, display
 from monitor.dashboard import app as shell
 from monitor.dashboard import store as st
-from monitor.dashboard.store import CentralStation, SignalRing
+from monitor.dashboard.display import SignalRing
+from monitor.dashboard.store import CentralStation
 from monitor.messages import AlertEvent, BeatEvent, ReferenceBeat, Vitals
 from monitor.validate import Chunk
 
@@ -84,9 +86,9 @@ def test_sweep_sends_each_display_sample_once_per_cursor() -> None:
     ward = CentralStation()
     stream(ward, "bed-1", 4.0)
     first = ward.sweep({}, now_mono=1.0)["bed-1"]
-    n = round(st.STRIP_S * st.DISPLAY_FS)
+    n = round(display.STRIP_S * display.DISPLAY_FS)
     assert len(first["y"]) == n  # a new browser gets the whole 6 s window
-    assert sum(v is not None for v in first["y"]) > 3.5 * st.DISPLAY_FS
+    assert sum(v is not None for v in first["y"]) > 3.5 * display.DISPLAY_FS
     cursor = first["s"] + len(first["y"]) - 1
     again = ward.sweep({"bed-1": cursor}, now_mono=1.0)["bed-1"]
     assert again["y"] == []
@@ -101,15 +103,15 @@ def test_sweep_slots_follow_the_epoch_clock() -> None:
     stream(ward, "bed-1", 2.0)
     frame = ward.sweep({}, now_mono=0.0)["bed-1"]
     head = frame["s"] + len(frame["y"])
-    assert abs(head / st.DISPLAY_FS - (T0 + 2.0)) < 0.2  # minus the resampler's look-ahead
+    assert abs(head / display.DISPLAY_FS - (T0 + 2.0)) < 0.2  # minus the resampler's look-ahead
 
 
 def test_bed_without_samples_for_ten_seconds_has_no_signal() -> None:
     ward = CentralStation()
     stream(ward, "bed-1", 1.0, arrived=100.0)
-    assert not ward.tiles(now_mono=100.0 + st.NO_SIGNAL_S - 0.5)[0]["no_signal"]
-    assert ward.tiles(now_mono=100.0 + st.NO_SIGNAL_S + 0.5)[0]["no_signal"]
-    assert ward.sweep({}, now_mono=100.0 + st.NO_SIGNAL_S + 0.5)["bed-1"] == {"stale": True}
+    assert not ward.tiles(now_mono=100.0 + beds.NO_SIGNAL_S - 0.5)[0]["no_signal"]
+    assert ward.tiles(now_mono=100.0 + beds.NO_SIGNAL_S + 0.5)[0]["no_signal"]
+    assert ward.sweep({}, now_mono=100.0 + beds.NO_SIGNAL_S + 0.5)["bed-1"] == {"stale": True}
 
 
 def test_a_new_record_on_a_bed_starts_a_new_patient_and_late_messages_are_refused() -> None:
@@ -165,7 +167,8 @@ def test_beat_sits_on_its_r_peak_slot_and_pairs_with_the_reference() -> None:
     d = ward.detail("bed-1")
     first_slot = d["first_slot"]
     assert [b["reference"] for b in d["beats"]] == ["V", "N", None]
-    assert d["beats"][0]["slot"] == round(T0 * st.DISPLAY_FS) + round(290 * st.DISPLAY_FS / FS)
+    fs = display.DISPLAY_FS
+    assert d["beats"][0]["slot"] == round(T0 * fs) + round(290 * fs / FS)
     assert d["beats"][0]["slot"] >= first_slot
     assert d["agreement"] == {"matched": 2, "agreed": 1, "recent": [True, False]}
     assert [r["label"] for r in d["refs"]] == ["V", "N", ""]
@@ -180,31 +183,34 @@ def test_average_shape_waits_for_the_signal_after_the_r_peak() -> None:
     shapes = ward.detail("bed-1")["shapes"]
     assert list(shapes) == ["N"]
     peak = int(np.argmax(shapes["N"]))
-    assert abs(peak - round(st.SHAPE_PRE_S * st.DISPLAY_FS)) <= 3  # R-peak at time 0
+    assert abs(peak - round(beds.SHAPE_PRE_S * display.DISPLAY_FS)) <= 3  # R-peak at time 0
 
 
 def test_per_bed_memory_is_bounded_over_hours() -> None:
     ward = CentralStation()
     stream(ward, "bed-1", 1.0)
-    for i in range(3 * st.BEATS_KEEP):
+    for i in range(3 * beds.BEATS_KEEP):
         ward.ingest("ecg.beats", beat("bed-1", 360 + i * 288))
         ward.ingest("ecg.reference", reference(360 + i * 288, T0, "N", "N"))
-    for k in range(st.TREND_KEEP + 500):
+    for k in range(beds.TREND_KEEP + 500):
         ward.ingest("ecg.vitals", vitals(T0 + k, 70.0, {}, 0.0, 1.0, k))
     bed = ward._beds["bed-1"]
-    assert len(bed.beats) == st.BEATS_KEEP and len(bed.refs) == st.BEATS_KEEP
-    assert len(bed.trend) <= st.TREND_KEEP
-    assert bed.trend[-1][0] - bed.trend[0][0] <= st.TREND_S
+    assert len(bed.beats) == beds.BEATS_KEEP and len(bed.refs) == beds.BEATS_KEEP
+    assert len(bed.trend) <= beds.TREND_KEEP
+    assert bed.trend[-1][0] - bed.trend[0][0] <= beds.TREND_S
     assert len(bed.pending_shapes) <= bed.pending_shapes.maxlen
-    assert bed.ring.size == round(st.RING_S * st.DISPLAY_FS)
+    assert bed.trace.ring.size == round(display.RING_S * display.DISPLAY_FS)
 
 
-def test_vitals_take_over_hr_counts_and_pvc_rate() -> None:
+def test_hr_counts_and_pvc_rate_are_the_workers_never_recomputed() -> None:
+    """Before the first vitals the tile shows the worker's HR of the last beat, and no PVC rate
+    or counts of its own; then the vitals' values."""
     ward = CentralStation()
     stream(ward, "bed-1", 1.0)
     ward.ingest("ecg.beats", beat("bed-1", 300, "V"))
     tile = ward.tiles(now_mono=0.0)[0]
-    assert tile["hr"] == 75.0 and tile["last_label"] == "V" and tile["pvc_per_min"] == 1.0
+    assert tile["hr"] == 75.0 and tile["last_label"] == "V" and tile["pvc_per_min"] is None
+    assert set(ward.detail("bed-1")["counts"].values()) == {0}
     counts = {"N": 10, "S": 0, "V": 3, "F": 0, "Q": 0}
     ward.ingest("ecg.vitals", vitals(T0 + 1, 88.0, counts, 4.5, 0.9, 13))
     tile = ward.tiles(now_mono=0.0)[0]
@@ -248,12 +254,12 @@ def test_history_filters_and_forgets_after_24_hours() -> None:
     assert {a["alarm_id"] for a in ward.history(now=T0 + 20)} == {"old", "x"}
     assert [a["alarm_id"] for a in ward.history(beds=["bed-2"], now=T0 + 20)] == ["x"]
     assert [a["alarm_id"] for a in ward.history(kinds=["pause"], now=T0 + 20)] == ["old"]
-    later = T0 + st.HISTORY_S + 6
+    later = T0 + alarm_board.HISTORY_S + 6
     assert [a["alarm_id"] for a in ward.history(now=later)] == ["x"]  # still active: kept
 
 
 def test_history_is_capped(monkeypatch) -> None:
-    monkeypatch.setattr(st, "HISTORY_MAX", 50)
+    monkeypatch.setattr(alarm_board, "HISTORY_MAX", 50)
     ward = CentralStation()
     for i in range(200):
         ward.ingest("ecg.alerts", alert(f"a{i}", "pause", "medium", "start", T0 + i))
@@ -285,7 +291,7 @@ def test_audio_pause_counts_down_and_only_a_higher_priority_breaks_through() -> 
     a = ward.audio(now)
     assert not a["paused"] and a["tone"] == "high" and "bed-1" in a["note"]
     ward.pause_audio(now)
-    assert not ward.audio(now + st.AUDIO_PAUSE_S + 1)["paused"]  # the pause runs out
+    assert not ward.audio(now + alarm_board.AUDIO_PAUSE_S + 1)["paused"]  # the pause runs out
 
 
 def test_a_new_high_alarm_breaks_a_pause_taken_during_a_high_alarm() -> None:
@@ -318,8 +324,8 @@ def test_audio_pause_runs_on_the_monotonic_clock(monkeypatch) -> None:
     ward.pause_audio()
     wall[0] -= 3600.0
     mono[0] += 60.0
-    assert ward.audio()["remaining_s"] == pytest.approx(st.AUDIO_PAUSE_S - 60.0)
-    mono[0] += st.AUDIO_PAUSE_S
+    assert ward.audio()["remaining_s"] == pytest.approx(alarm_board.AUDIO_PAUSE_S - 60.0)
+    mono[0] += alarm_board.AUDIO_PAUSE_S
     assert not ward.audio()["paused"]
 
 
@@ -378,7 +384,7 @@ def test_a_silent_bed_keeps_no_physiological_alarm_active(monkeypatch) -> None:
     stream(ward, "bed-1", 2.0, arrived=mono[0])
     ward.ingest("ecg.alerts", alert("a1", "vtach", "high", "start", T0 + 1))
     ward.ingest("ecg.alerts", alert("t1", "no_data", "technical", "start", T0 + 1))
-    mono[0] += st.SILENT_ALARM_S - 1
+    mono[0] += alarm_board.SILENT_ALARM_S - 1
     assert {a["alarm_id"] for a in ward.active_alarms()} == {"a1", "t1"}
     mono[0] += 2
     assert {a["alarm_id"] for a in ward.active_alarms()} == {"t1"}

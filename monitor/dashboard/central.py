@@ -18,9 +18,10 @@ from urllib.parse import quote
 from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
 from flask import jsonify, request
 
+from monitor.dashboard.display import DISPLAY_FS, STRIP_S
 from monitor.dashboard.figures import CLASS_COLOURS, sweep_spec
 from monitor.dashboard.present import alarm_text, number
-from monitor.dashboard.store import DISPLAY_FS, STRIP_S, CentralStation
+from monitor.dashboard.store import CentralStation
 
 #: Sweep refresh period: 5 Hz requested so that >= 4 Hz is reached under load.
 SWEEP_MS = 200

@@ -17,7 +17,8 @@ import threading
 import time
 
 from monitor import topics
-from monitor.dashboard.store import TREND_S, CentralStation
+from monitor.dashboard.beds import TREND_S
+from monitor.dashboard.store import CentralStation
 from monitor.kafka_security import KafkaSecurity
 from monitor.logthrottle import throttle_client_logs
 from monitor.messages import DECODERS
