@@ -5,14 +5,14 @@ against the database's rhythm annotations.
         [--records 207 223 ...] [--set vt_beats=4 --set af_nrmssd=0.12 ...] [--per-record]
         [--noise em:6 --nstdb-dir N] [--leads all|one]
 
-Label modes:
-- reference: the reference beat labels (.atr, AAMI classes) at the reference R-peaks. This
-  scores the alarm logic alone. Beats are delivered as the live cutter would deliver them: a
-  beat only once the next R-peak is known plus 0.3 s of detector latency (and its 1.2 x RR
-  window has arrived), interleaved with 0.5 s sample chunks (samples first, then the beats
-  those samples completed), so asystole and signal quality run exactly as in the stream.
-- model: the real pipeline, `BeatExtractor` over the lead fed in the same 0.5 s chunks, beats
-  classified by `BeatClassifier` (models/ecg_cnn_bilstm.pt or --model / $ECG_MODEL).
+Each record runs through the offline annotator's `annotate_lead`: the worker's `BedPipeline`
+(beat cutter, stream clock, alarm engine with every lead) fed in the annotator's one-second
+chunks, so the figures are the stream's. The label modes only change who labels the beats the
+cutter found:
+- reference: the reference beat labels (.atr, AAMI classes), each detected beat taking the class
+  of the reference beat within the EC57 match window (150 ms; "Q" for a detection the reference
+  has no beat for). This scores the alarm logic on our own R-peaks.
+- model: the shipped classifier (models/ecg_cnn_bilstm.pt, or --model / $ECG_MODEL).
 
 Scoring. Reference episodes are the spans between rhythm annotations ('+' with aux_note),
 adjacent spans of the same rhythm merged: (VT -> vtach, (SVTA -> svt, (B -> bigeminy,
@@ -55,12 +55,21 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from monitor.alarms import AlarmEngine, AlarmEvent, AlarmSettings
+from monitor.alarms import AlarmSettings
 from monitor.alarms.vf import VFSettings
-from monitor.beats import BeatExtractor
-from monitor.contract import AAMI_MAP, LOCAL_RR_BEATS, WINDOW_RR, aami_class
+from monitor.annotate import annotate_lead
+from monitor.classifier import Prediction
+from monitor.contract import AAMI_MAP, aami_class
 from monitor.errors import InputError, run_cli
-from monitor.records import DS1, DS2, list_records, read_annotations, read_lead, resolve_mitdb
+from monitor.records import (
+    DS1,
+    DS2,
+    Lead,
+    list_records,
+    read_annotations,
+    read_lead,
+    resolve_mitdb,
+)
 from monitor.signal import ec57
 from simulators.noise import NoiseSpec, load_noise, noise_gain
 
@@ -83,8 +92,6 @@ DETECTED_BY = {kind: (kind,) for kind in RHYTHMS.values()} | {
 #: Reference rhythms that make an alarm episode of each kind a true positive; for the same
 #: reason a V-tach alarm during ventricular flutter is a correct high-priority alarm.
 CONFIRMED_BY = {kind: (kind,) for kind in RHYTHMS.values()} | {"vtach": ("vtach", "vflutter")}
-CHUNK_S = 0.5
-DETECTOR_LATENCY_S = 0.3
 TARGETS = {"vtach": (0.90, 0.80)}
 #: False red alarms allowed per hour: clean signal, and with noise added.
 RED_TARGET_PER_H = {"clean": 1 / 24, "noisy": 1.0}
@@ -139,31 +146,28 @@ def reference_annotations(record: str, data_dir: Path) -> tuple[np.ndarray, list
     return beats, labels, episodes
 
 
-def reference_stream(beats: np.ndarray, labels: list[str], fs: float) -> list[tuple]:
-    """(sample at which the live cutter would report it, label, index, rr) per beat."""
-    out = []
-    rr_hist: list[float] = []
-    for k in range(1, len(beats) - 1):
-        rr = (beats[k] - beats[k - 1]) / fs
-        rr_hist = [*rr_hist[-(LOCAL_RR_BEATS - 1) :], rr]
-        window = WINDOW_RR * float(np.median(rr_hist)) * fs
-        ready = max(beats[k + 1] + DETECTOR_LATENCY_S * fs, beats[k] + window)
-        out.append((int(np.ceil(ready)), labels[k], int(beats[k]), rr))
-    return out
+class ReferenceLabels:
+    """A stand-in for the classifier that labels each detected beat with the reference class of
+    the reference beat within the EC57 match window, "Q" when there is none.
 
+    Beats are those of one record streamed from its start, so a beat's index is the record's.
+    """
 
-def model_stream(signal: np.ndarray, fs: float, classifier, chunk: int) -> list[tuple]:
-    """(sample at which the pipeline reported it, label, index, rr) per detected beat."""
-    extractor = BeatExtractor(fs)
-    found = []
-    for start in range(0, len(signal), chunk):
-        end = min(start + chunk, len(signal))
-        found += [(end, b) for b in extractor.feed(signal[start:end])]
-    predictions = classifier.classify([b for _, b in found])
-    return [
-        (ready, p.label, b.index, b.rr_prev)
-        for (ready, b), p in zip(found, predictions, strict=True)
-    ]
+    def __init__(self, samples: np.ndarray, labels: list[str], fs: float) -> None:
+        self.samples = np.asarray(samples, dtype=np.int64)
+        self.labels = labels
+        self.window = ec57.MATCH_WINDOW_S * fs
+
+    def classify(self, beats: list) -> list[Prediction]:
+        out = []
+        for b in beats:
+            k = int(np.searchsorted(self.samples, b.index))
+            near = [j for j in (k - 1, k) if 0 <= j < len(self.samples)]
+            j = min(near, key=lambda j: abs(int(self.samples[j]) - b.index), default=None)
+            ok = j is not None and abs(int(self.samples[j]) - b.index) <= self.window
+            label = self.labels[j] if ok else "Q"
+            out.append(Prediction(label, {label: 1.0}))
+        return out
 
 
 def run_record(
@@ -171,31 +175,20 @@ def run_record(
     noise: np.ndarray | None = None, snr_db: float = 0.0, both_leads: bool = True,
 ) -> RecordResult:
     lead = read_lead(record, data_dir, others=both_leads)
-    fs, signal, others = lead.fs, lead.signal, list(lead.others)
     if noise is not None:  # electrode motion moves every lead
-        cycled = noise[np.arange(len(signal)) % len(noise)]
-        gain = noise_gain(signal, cycled, fs, snr_db)
-        signal, others = signal + gain * cycled, [o + gain * cycled for o in others]
-    chunk = round(CHUNK_S * fs)
+        cycled = noise[np.arange(len(lead.signal)) % len(noise)]
+        gain = noise_gain(lead.signal, cycled, lead.fs, snr_db)
+        lead = Lead(record, lead.name, lead.fs, lead.signal + gain * cycled,
+                    tuple(o + gain * cycled for o in lead.others))  # fmt: skip
+    fs = lead.fs
     ref_beats, ref_labels, episodes = reference_annotations(record, data_dir)
-    if mode == "reference":
-        stream = reference_stream(ref_beats, ref_labels, fs)
-    else:
-        stream = model_stream(signal, fs, classifier, chunk)
-    engine = AlarmEngine(fs, bed=record, settings=settings)
-    events: list[AlarmEvent] = []
-    k = 0
-    for start in range(0, len(signal), chunk):
-        end = min(start + chunk, len(signal))
-        events += engine.on_samples(signal[start:end], start, start / fs, wall_time=end / fs,
-                                    others=[o[start:end] for o in others])  # fmt: skip
-        while k < len(stream) and stream[k][0] <= end:
-            _, label, index, rr = stream[k]
-            events += engine.on_beat(label, index, index / fs, rr)
-            k += 1
-    duration = len(signal) / fs
+    labeller = classifier if mode == "model" else ReferenceLabels(ref_beats, ref_labels, fs)
+    alarms = annotate_lead(lead, labeller, settings=settings).alarms
+    duration = len(lead.signal) / fs
     result = RecordResult(record, duration / 3600.0)
-    result.alarms = alarm_spans(events, duration)
+    for ep in alarms:
+        end = duration if ep.end_s is None else ep.end_s  # still active when the record ended
+        result.alarms.setdefault(ep.kind, []).append(Span(ep.start_s, end))
     for kind, spans in episodes.items():
         result.reference[kind] = [
             Span(s / fs, e / fs, int(np.sum((ref_beats >= s) & (ref_beats < e)))) for s, e in spans
@@ -237,21 +230,6 @@ def judge_red(result: RecordResult, beat_times: np.ndarray, s: AlarmSettings) ->
         "xbrady": lambda a: 0 < rate_before(a.start, s.xbrady_beats) <= s.xbrady_bpm + band,
     }
     return {kind: [truth[kind](a) for a in result.alarms.get(kind, [])] for kind in truth}
-
-
-def alarm_spans(events: list[AlarmEvent], end_of_record: float) -> dict[str, list[Span]]:
-    """Episodes per kind from start/end events; an episode still open ends with the record."""
-    open_: dict[str, AlarmEvent] = {}
-    spans: dict[str, list[Span]] = defaultdict(list)
-    for e in events:
-        if e.state == "start":
-            open_[e.alarm_id] = e
-        else:
-            start = open_.pop(e.alarm_id)
-            spans[e.kind].append(Span(start.time, e.time))
-    for start in open_.values():
-        spans[start.kind].append(Span(start.time, end_of_record))
-    return spans
 
 
 def overlaps(a: Span, b: Span) -> bool:

@@ -22,9 +22,9 @@ from pathlib import Path
 from stream_harness import Stack, add_stack_arguments, machine, read_until, run_sizes
 
 from monitor.topics import BEATS, STATS
+from monitor.validate import BEDSIDE_CHUNK_S
 
 FS = 360.0  # MIT-BIH
-CHUNK_S = 0.25
 
 
 def run_one(n_beds: int, args: argparse.Namespace, logs: Path) -> dict:
@@ -39,7 +39,7 @@ def run_one(n_beds: int, args: argparse.Namespace, logs: Path) -> dict:
             sim += ["--records", *args.records]
         fill_s = stack.simulate(*sim, wait=True)
         samples = n_beds * round(args.duration_s * FS)
-        chunks = n_beds * math.ceil(args.duration_s / CHUNK_S)
+        chunks = n_beds * math.ceil(args.duration_s / BEDSIDE_CHUNK_S)
         worker = stack.start_worker()
         cpu0 = sum(worker.cpu_times()[:2])
 

@@ -4,8 +4,9 @@
 
 Each record runs through the offline annotator's `annotate_lead`, i.e. the worker's
 `BedPipeline` (beat cutter, the shipped classifier, the alarm engine with its signal-level VF
-detector), in one-second chunks. `benchmarks/vf_detector.py` scores the detector's readings
-alone; this scores the alarms a ward would see.
+detector), in bedside chunks (`monitor.validate.BEDSIDE_CHUNK_S`).
+`benchmarks/vf_detector.py` scores the detector's readings alone; this scores the alarms a ward
+would see.
 
 - Onsets: CUDB `[` marks and MIT-BIH 207's `(VFL` notes. An onset is found when a `vflutter`
   episode (or, second column, any high-priority alarm) starts within 10 s after it, or is

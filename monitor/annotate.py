@@ -1,6 +1,6 @@
 """Offline annotator: the serving pipeline over WFDB records, written as WFDB annotations.
 
-It runs exactly what a bedside stream runs (a worker's `BedPipeline` fed in one-second chunks:
+It runs exactly what a bedside stream runs (a worker's `BedPipeline` fed in bedside chunks:
 the beat cutter, the TorchScript classifier on batches of beats, the alarm engine), so its
 output scores the whole product with PhysioNet's own tools, e.g. `bxb -r 100 -a atr ecgm`, on
 any annotated database at any rate, and its alarms are the ones a ward would have seen.
@@ -32,15 +32,13 @@ from monitor.alarms import AlarmEvent, AlarmSettings
 from monitor.bed import BedPipeline, PendingBeat
 from monitor.errors import InputError, run_cli
 from monitor.records import ENV_MITDB, Lead, read_lead
-from monitor.validate import Chunk
+from monitor.validate import BEDSIDE_CHUNK_S, Chunk
 
 if TYPE_CHECKING:
     from monitor.classifier import BeatClassifier
 
 #: WFDB annotator name of our output files.
 EXTENSION = "ecgm"
-#: Seconds of signal per chunk fed to the extractor, as a bedside monitor would send them.
-CHUNK_S = 1.0
 #: Beats per classifier call.
 DEFAULT_BATCH = 256
 _RECORD_SUFFIXES = (".hea", ".dat", ".atr")
@@ -112,7 +110,7 @@ class Annotation:
 def annotate_lead(
     lead: Lead,
     classifier: BeatClassifier,
-    chunk_s: float = CHUNK_S,
+    chunk_s: float = BEDSIDE_CHUNK_S,
     batch_size: int = DEFAULT_BATCH,
     settings: AlarmSettings | None = None,
 ) -> Annotation:

@@ -28,6 +28,11 @@ MAX_ID_CHARS = 64
 MAX_INDEX = 2**53
 #: Longest chunk accepted, in seconds of signal: bounds the memory one message can take.
 MAX_CHUNK_S = 60.0
+#: Seconds per chunk of a bedside monitor: what the simulator sends by default and what the
+#: offline annotator (and so every alarm benchmark) feeds the pipeline, so that offline figures
+#: are the stream's. The alarm engine sees a chunk's beats after its samples: longer chunks
+#: delay what its V-fib and asystole checks know of the rhythm.
+BEDSIDE_CHUNK_S = 0.25
 #: Largest plausible surface-ECG magnitude in mV; saturated leads sit far below it, so a larger
 #: value is a unit or scaling error, not a physiological signal.
 MAX_ABS_MV = 100.0

@@ -33,6 +33,7 @@ from monitor.kafka_security import KafkaSecurity
 from monitor.logthrottle import throttle_client_logs
 from monitor.messages import REFERENCE, SAMPLES, ReferenceBeat, SampleChunk
 from monitor.records import DS2, ENV_MITDB, read_annotations, read_lead, resolve_mitdb
+from monitor.validate import BEDSIDE_CHUNK_S
 from simulators.noise import NoiseSpec, load_noise, noise_gain
 
 log = logging.getLogger("simulators.replay")
@@ -391,7 +392,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--speed", type=float, default=1.0, help="replay speed; 0 = as fast as possible (default 1)"
     )
-    p.add_argument("--chunk-ms", type=float, default=250.0, help="chunk length (default 250 ms)")
+    p.add_argument("--chunk-ms", type=float, default=BEDSIDE_CHUNK_S * 1000.0,
+                   help=f"chunk length (default {BEDSIDE_CHUNK_S * 1000:g} ms)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random start positions")
     p.add_argument(
         "--start-s",

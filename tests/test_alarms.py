@@ -14,6 +14,7 @@ import pytest
 from monitor.alarms import AlarmEngine, AlarmEvent, AlarmSettings
 from monitor.alarms.rhythm import ENTROPY_BINS, histogram_counts, irregularity, pattern_cycles
 from monitor.contract import aami_class
+from monitor.records import read_annotations
 from tests.synthetic import synthetic_ecg
 
 FS = 250.0
@@ -537,8 +538,7 @@ def test_irregularity_separates_af_from_sinus(rng: np.random.Generator) -> None:
 @pytest.mark.slow
 def test_vt_on_mitbih_213_reference_labels(mitdb_dir) -> None:
     """Record 213's reference beats: its 4-beat VT (about 116 bpm) raises one vtach episode."""
-    wfdb = pytest.importorskip("wfdb")
-    ann = wfdb.rdann(str(mitdb_dir / "213"), "atr")
+    ann = read_annotations("213", mitdb_dir)
     fs = 360.0
     beats = [
         (int(s), aami_class(y))

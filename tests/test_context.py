@@ -8,7 +8,7 @@ import pytest
 from monitor import contract
 from monitor.beats import extract_beats
 from monitor.context import ABSENT, LongTermRR, TemplateBank
-from monitor.records import read_lead
+from monitor.records import read_annotations, read_lead
 from tests.synthetic import synthetic_ecg
 
 FS = 250.0
@@ -126,13 +126,11 @@ def test_irregularity_tells_atrial_fibrillation_from_sinus_rhythm_on_mitbih(mitd
 def test_mitbih_232_supraventricular_beats_are_premature_against_the_long_term_rhythm(mitdb_dir):
     """232: S beats outnumber N beats, so the local median RR follows them (ratio ~1), but the
     trailing 5-minute mean does not (the issue's figures: median 0.72)."""
-    import wfdb
-
     from monitor.signal import ec57
 
     lead = read_lead("232", mitdb_dir)
     beats = extract_beats(lead.signal, lead.fs)
-    ann = wfdb.rdann(str(mitdb_dir / "232"), "atr")
+    ann = read_annotations("232", mitdb_dir)
     ref = ec57.reference_beats(ann.symbol, ann.sample)
     m = ec57.match(ref.samples, [b.index for b in beats], lead.fs, exclude=ref)
     is_s = np.array([contract.aami_class(str(ref.symbols[i])) == "S" for i in m.pairs[:, 0]])

@@ -14,6 +14,7 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from selenium.webdriver.common.action_chains import ActionChains
 
@@ -235,18 +236,17 @@ def test_live_pipeline_vt_record_alarms_and_bed_detail(dash_duo, ward, pipeline)
 
 def kaggle_rows(mitdb_dir: Path, record: str, n: int) -> str:
     """Beats of a record as Kaggle rows: 187 values and the AAMI class index."""
-    import wfdb
-
     from monitor.beats import extract_beats
     from monitor.contract import CLASSES, aami_class
-    from monitor.records import read_lead
+    from monitor.records import read_annotations, read_lead
     from monitor.signal.ec57 import match, reference_beats
 
     lead = read_lead(record, mitdb_dir)
     x = lead.signal[: 300 * round(lead.fs)]
     beats = extract_beats(x, lead.fs)
-    ann = wfdb.rdann(str(mitdb_dir / record), "atr", sampto=len(x))
-    ref = reference_beats(list(ann.symbol), list(ann.sample))
+    ann = read_annotations(record, mitdb_dir)
+    keep = ann.sample < len(x)
+    ref = reference_beats(list(np.asarray(ann.symbol)[keep]), list(ann.sample[keep]))
     pairs = match(ref.samples, [b.index for b in beats], lead.fs).pairs[:n]
     lines = []
     for i, j in pairs:
