@@ -116,6 +116,16 @@ def add_stack_arguments(p, default_beds: list[int], duration_help: str) -> None:
     p.add_argument("--logs", help="keep the processes' logs here (default: a temp dir)")
 
 
+def worker_arguments(args) -> list[str]:
+    """The worker's command-line flags from the `add_stack_arguments` flags."""
+    out = ["--device", args.device]
+    if args.max_batch:
+        out += ["--max-batch", str(args.max_batch)]
+    if args.max_wait_ms:
+        out += ["--max-wait-ms", str(args.max_wait_ms)]
+    return out
+
+
 def run_sizes(args, run_one, prefix: str) -> list[dict]:
     """`run_one(beds, args, log_dir)` for each requested bed count, logs kept under one folder."""
     logs = Path(args.logs or tempfile.mkdtemp(prefix=prefix))

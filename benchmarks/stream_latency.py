@@ -25,18 +25,14 @@ from stream_harness import (
     machine,
     read_until,
     run_sizes,
+    worker_arguments,
 )
 
 from monitor.topics import BEATS, STATS
 
 
 def run_one(n_beds: int, args: argparse.Namespace, logs: Path) -> dict:
-    worker_args = ["--device", args.device]
-    if args.max_batch:
-        worker_args += ["--max-batch", str(args.max_batch)]
-    if args.max_wait_ms:
-        worker_args += ["--max-wait-ms", str(args.max_wait_ms)]
-    with Stack(logs, worker_args, args.data_dir) as stack:
+    with Stack(logs, worker_arguments(args), args.data_dir) as stack:
         stack.start_worker()
         # The stats message just before the replay is the baseline of the worker's histogram.
         time.sleep(6)

@@ -19,7 +19,14 @@ import math
 import sys
 from pathlib import Path
 
-from stream_harness import Stack, add_stack_arguments, machine, read_until, run_sizes
+from stream_harness import (
+    Stack,
+    add_stack_arguments,
+    machine,
+    read_until,
+    run_sizes,
+    worker_arguments,
+)
 
 from monitor.topics import BEATS, STATS
 from monitor.validate import BEDSIDE_CHUNK_S
@@ -28,12 +35,7 @@ FS = 360.0  # MIT-BIH
 
 
 def run_one(n_beds: int, args: argparse.Namespace, logs: Path) -> dict:
-    worker_args = ["--device", args.device]
-    if args.max_batch:
-        worker_args += ["--max-batch", str(args.max_batch)]
-    if args.max_wait_ms:
-        worker_args += ["--max-wait-ms", str(args.max_wait_ms)]
-    with Stack(logs, worker_args, args.data_dir) as stack:
+    with Stack(logs, worker_arguments(args), args.data_dir) as stack:
         sim = ["--beds", str(n_beds), "--speed", "0", "--duration-s", str(args.duration_s), "-q"]
         if args.records:
             sim += ["--records", *args.records]

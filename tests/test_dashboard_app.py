@@ -36,7 +36,15 @@ def test_sweep_endpoint_sends_samples_after_the_cursor(ward) -> None:
     assert len(bed["y"]) == 750 and first["now"] > 0
     cursor = bed["s"] + len(bed["y"]) - 1
     again = client.post(SWEEP_ROUTE, json={"cursors": {"bed-01": cursor}}).get_json()
-    assert again["beds"]["bed-01"]["y"] == []
+    assert again["beds"]["bed-01"]["y"] == [] and "tiles" not in again
+
+
+def test_sweep_endpoint_sends_the_tiles_values_when_asked(ward) -> None:
+    client = create_app(ward).server.test_client()
+    reply = client.post(SWEEP_ROUTE, json={"cursors": {}, "tiles": True}).get_json()
+    tile = reply["tiles"]["bed-01"]
+    assert tile["record"] == "100" and tile["hr"] == "---" and tile["beat"] == "-"
+    assert tile["class"].startswith("tile") and tile["alarm"] == ""
 
 
 @pytest.mark.parametrize("body", [{"cursors": {"bed-01": "x"}}, {"cursors": [1]},

@@ -155,9 +155,18 @@ def test_alarm_bar_rows_offer_acknowledge_until_acknowledged() -> None:
     assert rows[0].className == "alarm-row p-high"
     assert first[-1].id == {"type": "ack", "alarm": "a1"}
     assert first[4].children == "1:00"  # duration since start
+    assert getattr(first[4], "data-age") == 60.0  # the browser counts on from it
     assert rows[1].className == "alarm-row p-medium acked"
     assert second[-1].children.startswith("ACK ")
     assert shell.alarm_list([], 0.0)[0].children == "No active alarms"
+
+
+def test_the_alarm_list_is_rebuilt_only_when_its_alarms_change() -> None:
+    """Its key ignores the ages (the browser counts them) but not an acknowledgement."""
+    a, b = an_alarm(), an_alarm("medium", "pvc_run")
+    assert shell.alarm_list_key([a, b]) == shell.alarm_list_key([{**a, "start": 0.0}, b])
+    assert shell.alarm_list_key([a, b]) != shell.alarm_list_key([{**a, "acked_at": 1.0}, b])
+    assert shell.alarm_list_key([a]) != shell.alarm_list_key([a, b])
 
 
 def test_alarm_count_by_priority() -> None:

@@ -68,6 +68,15 @@ SETTINGS: dict[str, tuple[str, list[str]]] = {
         "… and P-wave features (beat vs template, template coherence; shipped)",
         ["--features", "rr_local,rr_long,rhythm,template,pwave", *_RHYTHM],
     ),
+    "more_dropout": (
+        "… and the waveform hidden for 80 % of training beats (60 %)",
+        ["--features", "rr_local,rr_long,rhythm,template,pwave", *_RHYTHM,
+         "--morph-dropout", "0.8"],
+    ),
+    "sequence_4": (
+        "… and 4 earlier beats (2)",
+        ["--features", "rr_local,rr_long,rhythm,template,pwave", *_RHYTHM, "--sequence", "4"],
+    ),
     "long_only": (
         "… and RR ratios over the long-term mean only",
         ["--features", "rr_local_s,rr_available,rr_long,rhythm,template", *_RHYTHM],

@@ -32,6 +32,7 @@ def shell() -> html.Div:
             dcc.Interval(id="status-tick", interval=1000),
             dcc.Store(id="audio-state"),
             dcc.Store(id="audio-sink"),
+            dcc.Store(id="alarm-list-key"),
             html.Header(className="topbar", children=[
                 html.Span(TITLE.upper(), className="brand"),
                 html.Nav(className="nav", children=[
@@ -72,13 +73,21 @@ def alarm_list(alarms: list[dict], now: float) -> list:
                 dcc.Link(a["bed"], href=f"/bed/{quote(a['bed'])}", className="alarm-bed"),
                 html.Span(a["message"], className="alarm-msg"),
                 html.Span(f"since {clock(a['start'])}", className="alarm-since"),
-                html.Span(duration(now - a["start"]), className="alarm-dur"),
+                # The browser counts the age on from here (assets/sweep.js): the list is sent
+                # again only when its alarms change, not every second.
+                html.Span(duration(now - a["start"]), className="alarm-dur",
+                          **{"data-age": round(now - a["start"], 1)}),
                 html.Span(f"ACK {clock(a['acked_at'])}", className="alarm-acked") if acked else
                 html.Button("ACK", id={"type": "ack", "alarm": a["alarm_id"]}, n_clicks=0,
                             className="ack-btn", title="Acknowledge: silence and stop flashing"),
             ],
         ))
     return rows
+
+
+def alarm_list_key(alarms: list[dict]) -> str:
+    """What the alarm list shows apart from the ages: its rows change when this does."""
+    return "|".join(f"{a['alarm_id']}:{a['acked_at'] is not None}:{a['message']}" for a in alarms)
 
 
 def alarm_count(alarms: list[dict]) -> str:
@@ -166,15 +175,21 @@ def create_app(
         Output("audio-btn", "className"),
         Output("audio-note", "children"),
         Output("audio-state", "data"),
+        Output("alarm-list-key", "data"),
         Input("status-tick", "n_intervals"),
+        State("alarm-list-key", "data"),
     )
-    def status(_n):
+    def status(_n, shown_key):
         now = time.time()
         feed = ward.feed_status()
         audio = ward.audio()
         alarms = ward.active_alarms(now)
-        return (*banner(feed), *feed_state(feed), clock(now), alarm_list(alarms, now),
-                alarm_count(alarms), *audio_button(audio), audio["note"], {"tone": audio["tone"]})
+        # Rebuilding the list (and its acknowledge buttons) costs the browser a pass over the
+        # page's callbacks: only when the alarms themselves change.
+        key = alarm_list_key(alarms)
+        rows = alarm_list(alarms, now) if key != shown_key else no_update
+        return (*banner(feed), *feed_state(feed), clock(now), rows, alarm_count(alarms),
+                *audio_button(audio), audio["note"], {"tone": audio["tone"]}, key)
 
     @app.callback(
         Output("alarm-list", "children", allow_duplicate=True),

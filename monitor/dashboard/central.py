@@ -3,11 +3,13 @@
 Refresh is split by rate. The strips: when the page mounts, a clientside callback starts a
 browser-side loop (assets/sweep.js) that every `SWEEP_MS` fetches each bed's new display
 samples since its cursors from `SWEEP_ROUTE` (a few dozen numbers per bed) and draws them into
-the tiles' canvases; it stops when the page is left. Nothing in Dash's layout changes at 5 Hz:
-every Dash update (even a dcc.Interval tick) costs the browser a pass over all ~300 components
-of the grid, which measured as the largest share of its CPU, so the 5 Hz path stays outside
-it. Numbers and alarm state: thin callbacks on the shell's 1 s tick, rebuilding the grid only
-when the set of beds changes.
+the tiles' canvases, repainting only what changed; it stops when the page is left. About once
+a second the same request brings each tile's numbers, class and alarm text (`tile_values`),
+which the loop writes into the tile's elements. None of this goes through Dash: every Dash
+update costs the browser a pass over all ~300 components of the grid, and with 32 beds the
+per-second tile callbacks and the alarm list held the sweep under 2 Hz. Dash keeps what changes
+the layout: the grid, rebuilt when the set of beds changes, and the shell's alarm list, rebuilt
+when its alarms change.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import time
 from urllib.parse import quote
 
-from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
+from dash import ALL, Dash, Input, Output, State, dcc, html, no_update
 from flask import jsonify, request
 
 from monitor.dashboard.display import DISPLAY_FS, STRIP_S
@@ -73,18 +75,19 @@ def tile_class_style(tile: dict) -> dict:
     return {"color": CLASS_COLOURS.get(tile["last_label"] or "", "#8a96a3")}
 
 
-#: What the once-a-second refresh writes into each tile: (element type, property, renderer).
-#: Only strings, class names and styles change, never child components, so the browser does
-#: not re-walk the layout every second.
-TILE_FIELDS = (
-    ("tile", "className", tile_class),
-    ("tile-alarm", "children", tile_alarm),
-    ("tile-record", "children", lambda t: t["record"]),
-    ("tile-hr", "children", lambda t: number(t["hr"])),
-    ("tile-beat", "children", lambda t: t["last_label"] or "-"),
-    ("tile-beat", "style", tile_class_style),
-    ("tile-pvc", "children", lambda t: number(t["pvc_per_min"])),
-)
+def tile_values(tile: dict) -> dict:
+    """What the browser's loop writes into a tile (assets/sweep.js): text, class names and a
+    colour, never components, and outside Dash, which would re-walk the page's layout for
+    them every second."""
+    return {
+        "class": tile_class(tile),
+        "alarm": tile_alarm(tile),
+        "record": tile["record"],
+        "hr": number(tile["hr"]),
+        "beat": tile["last_label"] or "-",
+        "beat_colour": tile_class_style(tile)["color"],
+        "pvc": number(tile["pvc_per_min"]),
+    }
 
 
 def build_tile(tile: dict) -> dcc.Link:
@@ -99,9 +102,9 @@ def build_tile(tile: dict) -> dcc.Link:
                 html.Div(className="tile-head", children=[
                     html.Span(bed, className="tile-bed"),
                     html.Span(tile["record"], id={"type": "tile-record", "bed": bed},
-                              className="tile-record"),
+                              className="tile-record", **{"data-field": "record"}),
                     html.Span(tile_alarm(tile), id={"type": "tile-alarm", "bed": bed},
-                              className="tile-alarm"),
+                              className="tile-alarm", **{"data-field": "alarm"}),
                 ]),
                 html.Div(className="tile-body", children=[
                     html.Div(className="tile-strip", children=[
@@ -111,18 +114,20 @@ def build_tile(tile: dict) -> dcc.Link:
                     html.Div(className="tile-side", children=[
                         html.Span("HR bpm", className="vital-name"),
                         html.Span(number(tile["hr"]), id={"type": "tile-hr", "bed": bed},
-                                  className="hr-value"),
+                                  className="hr-value", **{"data-field": "hr"}),
                         html.Div(className="vital-row", children=[
                             html.Div(className="vital", children=[
                                 html.Span("BEAT", className="vital-name"),
                                 html.Span(tile["last_label"] or "-", className="beat-class",
                                           id={"type": "tile-beat", "bed": bed},
-                                          style=tile_class_style(tile)),
+                                          style=tile_class_style(tile),
+                                          **{"data-field": "beat"}),
                             ]),
                             html.Div(className="vital", children=[
                                 html.Span("PVC/min", className="vital-name"),
                                 html.Span(number(tile["pvc_per_min"]), className="pvc-value",
-                                          id={"type": "tile-pvc", "bed": bed}),
+                                          id={"type": "tile-pvc", "bed": bed},
+                                          **{"data-field": "pvc"}),
                             ]),
                         ]),
                     ]),
@@ -155,27 +160,19 @@ def register(app: Dash, ward: CentralStation) -> None:
             return no_update
         return [build_tile(t) for t in tiles]
 
-    @app.callback(
-        *[Output({"type": kind, "bed": ALL}, prop) for kind, prop, _ in TILE_FIELDS],
-        Input("status-tick", "n_intervals"),
-        prevent_initial_call=True,
-    )
-    def tiles(_n):
-        by_bed = {t["bed"]: t for t in ward.tiles()}
-        return [
-            [render(by_bed[s["id"]["bed"]]) if s["id"]["bed"] in by_bed else no_update
-             for s in specs]
-            for (_, _, render), specs in zip(TILE_FIELDS, ctx.outputs_list, strict=True)
-        ]
-
     @app.server.route(SWEEP_ROUTE, methods=["POST"])
     def sweep():
-        """New display samples per bed since the browser's cursors (JSON {bed: last slot})."""
-        cursors = (request.get_json(silent=True) or {}).get("cursors") or {}
+        """New display samples per bed since the browser's cursors (JSON {bed: last slot}),
+        and each tile's values when the browser asks for them (`tiles`: about once a second)."""
+        body = request.get_json(silent=True) or {}
+        cursors = body.get("cursors") or {}
         if not isinstance(cursors, dict) or not all(
                 isinstance(v, int) and not isinstance(v, bool) for v in cursors.values()):
             return jsonify(error="cursors must map bed ids to integer slots"), 400
-        return jsonify(now=time.time(), beds=ward.sweep(cursors))
+        out = {"now": time.time(), "beds": ward.sweep(cursors)}
+        if body.get("tiles") is True:
+            out["tiles"] = {t["bed"]: tile_values(t) for t in ward.tiles()}
+        return jsonify(out)
 
     app.clientside_callback(
         "function (spec) { return window.dash_clientside.ecg.startSweep(spec); }",

@@ -5,8 +5,9 @@
  * fetches each bed's samples since the browser's cursors and writes them into a fixed
  * 6 s sweep at position slot % n (slots are 125 Hz sample numbers on the epoch clock, so every
  * bed sweeps in step), blanks a short gap ahead of the newest sample like a bedside monitor's
- * erase bar, and draws every visible tile's canvas (geometry from figures.sweep_spec). The
- * cursors stay in the browser, so the next request asks only for samples it does not have.
+ * erase bar, and repaints what changed on every visible tile's canvas (geometry from
+ * figures.sweep_spec). The cursors stay in the browser, so the next request asks only for
+ * samples it does not have.
  * window.ecgSweep.stats records frame times and display lag for benchmarks/dashboard_load.py.
  *
  * audio: plays the IEC 60601-1-8-like burst of the loudest unacknowledged alarm priority.
@@ -14,6 +15,7 @@
 (function () {
   "use strict";
   var STATS_KEEP = 600;
+  var TILES_MS = 1000;  // tile values: once a second, like a monitor's numbers
 
   function state() {
     if (!window.ecgSweep) {
@@ -76,26 +78,33 @@
     return sheet;
   }
 
-  // One tile: paper, then the trace (null = pen up). Sizes follow the element.
-  function drawStrip(canvas, y, spec) {
-    var w = canvas.clientWidth;
-    var h = canvas.clientHeight;
-    if (!w || !h) { return; }
-    var dpr = window.devicePixelRatio || 1;
-    if (canvas.width !== Math.round(w * dpr) || canvas.height !== Math.round(h * dpr)) {
-      canvas.width = Math.round(w * dpr);
-      canvas.height = Math.round(h * dpr);
+  // A tile's canvas at its element's size; true when the size changed (the canvas is blank).
+  function fit(canvas, w, h, dpr) {
+    if (canvas.width === Math.round(w * dpr) && canvas.height === Math.round(h * dpr)) {
+      return false;
     }
-    var c = canvas.getContext("2d");
+    canvas.width = Math.round(w * dpr);
+    canvas.height = Math.round(h * dpr);
+    return true;
+  }
+
+  // Draw ring positions i0..i1 of a tile (0 <= i0 <= i1 < n): the paper under them, then the
+  // trace (null = pen up), one sample further on each side so the line joins what is there.
+  function drawRange(c, y, spec, at, sheet, dpr, i0, i1) {
+    var whole = i0 === 0 && i1 === y.length - 1;  // the paper's margins too
+    var x0 = whole ? 0 : Math.max(0, Math.floor(at.x(i0 / spec.fs)) - 1);
+    var right = sheet.width / dpr;
+    var x1 = whole ? right : Math.min(right, Math.ceil(at.x(i1 / spec.fs)) + 2);
+    var sx = Math.round(x0 * dpr);
+    var sw = Math.round(x1 * dpr) - sx;
     c.setTransform(1, 0, 0, 1, 0, 0);
-    c.drawImage(paper(spec, w, h, dpr), 0, 0);
+    if (sw > 0) { c.drawImage(sheet, sx, 0, sw, sheet.height, sx, 0, sw, sheet.height); }
     c.setTransform(dpr, 0, 0, dpr, 0, 0);
-    var at = scales(spec, w, h);
     c.strokeStyle = spec.colours.trace;
     c.lineWidth = 1.4;
     c.beginPath();
     var pen = false;
-    for (var i = 0; i < y.length; i++) {
+    for (var i = Math.max(0, i0 - 1); i <= Math.min(y.length - 1, i1 + 1); i++) {
       var v = y[i];
       if (v === null) { pen = false; continue; }
       var X = at.x(i / spec.fs);
@@ -103,6 +112,35 @@
       if (pen) { c.lineTo(X, Y); } else { c.moveTo(X, Y); pen = true; }
     }
     c.stroke();
+  }
+
+  // One tile, as a bedside sweep draws it: only the ring positions from..to (absolute slots)
+  // changed since the last frame, so only they are repainted; everything when the tile is
+  // new, resized, or the change spans the whole sweep (from = null). Repainting 32 whole
+  // strips five times a second was most of the browser's CPU.
+  function drawStrip(canvas, st, spec, from, to) {
+    var w = canvas.clientWidth;
+    var h = canvas.clientHeight;
+    if (!w || !h) { return; }
+    var dpr = window.devicePixelRatio || 1;
+    var n = st.n;
+    if (fit(canvas, w, h, dpr) || from === null || to - from + 1 >= n) {
+      from = 0;
+      to = n - 1;
+    }
+    var c = canvas.getContext("2d");
+    var sheet = paper(spec, w, h, dpr);
+    var at = scales(spec, w, h);
+    var a = ((from % n) + n) % n;
+    var b = ((to % n) + n) % n;
+    if (to - from + 1 >= n) {
+      drawRange(c, st.y, spec, at, sheet, dpr, 0, n - 1);
+    } else if (a <= b) {
+      drawRange(c, st.y, spec, at, sheet, dpr, a, b);
+    } else {
+      drawRange(c, st.y, spec, at, sheet, dpr, a, n - 1);
+      drawRange(c, st.y, spec, at, sheet, dpr, 0, b);
+    }
   }
 
   // The tiles' canvases are found by their data-bed attribute rather than passed in as
@@ -117,27 +155,44 @@
       var bed = canvas.getAttribute("data-bed");
       var upd = frame.beds[bed];
       var st = S.beds[bed];
-      if (!st || st.n !== n) {
-        st = S.beds[bed] = { n: n, y: new Array(n).fill(null), last: null };
+      if (!st || st.n !== n || st.canvas !== canvas) {
+        // A new tile (or a grid rebuilt around it): start from an empty sweep, drawn whole.
+        st = S.beds[bed] = { n: n, y: new Array(n).fill(null), last: null, canvas: canvas,
+                             dirtyFrom: null, dirtyTo: null, whole: true };
       }
       if (upd && upd.stale) {
-        st.y.fill(null);
-        st.last = null;
+        if (st.last !== null) {  // the bed went quiet: blank its sweep once
+          st.y.fill(null);
+          st.last = null;
+          st.whole = true;
+        }
       } else if (upd) {
         var len = upd.y.length;
         for (var i = 0; i < len; i++) { st.y[(upd.s + i) % n] = upd.y[i]; }
         if (len) {
+          var start = st.last === null ? upd.s : Math.min(st.last, upd.s);
           st.last = upd.s + len - 1;
           for (var g = 1; g <= spec.gap; g++) { st.y[(st.last + g) % n] = null; }
+          st.dirtyFrom = st.dirtyFrom === null ? start : Math.min(st.dirtyFrom, start);
+          st.dirtyTo = Math.max(st.dirtyTo === null ? 0 : st.dirtyTo, st.last + spec.gap);
         }
         if (newest === null || upd.t > newest) { newest = upd.t; }
       }
       if (st.last !== null) { cursors[bed] = st.last; }
-      // Tiles scrolled out of view keep their buffers but are not drawn: with 64 beds the
-      // browser draws the 18 on screen, not all 64.
+      // Tiles scrolled out of view keep their buffers and what changed, but are not drawn:
+      // with 64 beds the browser draws the 18 on screen, not all 64.
       var box = canvas.getBoundingClientRect();
-      if (box.bottom >= 0 && box.top <= window.innerHeight) { drawStrip(canvas, st.y, spec); }
+      if (box.bottom >= 0 && box.top <= window.innerHeight) {
+        if (st.whole) {
+          drawStrip(canvas, st, spec, null, null);
+        } else if (st.dirtyFrom !== null) {
+          drawStrip(canvas, st, spec, st.dirtyFrom, st.dirtyTo);
+        }
+        st.whole = false;
+        st.dirtyFrom = st.dirtyTo = null;
+      }
     });
+    if (frame.tiles) { applyTiles(frame.tiles); }
     var stats = S.stats;
     stats.frames += 1;
     stats.times.push(performance.now());
@@ -145,6 +200,26 @@
     if (stats.times.length > STATS_KEEP) { stats.times.shift(); }
     if (stats.lag.length > STATS_KEEP) { stats.lag.shift(); }
     S.cursors = cursors;
+  }
+
+  // The tiles' numbers, class and alarm text, written straight into their elements (found by
+  // data-field inside the tile) and only where they changed: through Dash, every value would
+  // cost the page a pass over its layout each second.
+  var TILE_TEXT = ["alarm", "record", "hr", "beat", "pvc"];
+
+  function applyTiles(tiles) {
+    document.querySelectorAll("canvas.strip[data-bed]").forEach(function (canvas) {
+      var v = tiles[canvas.getAttribute("data-bed")];
+      var root = canvas.closest(".tile");
+      if (!v || !root) { return; }
+      if (root.className !== v["class"]) { root.className = v["class"]; }
+      TILE_TEXT.forEach(function (field) {
+        var el = root.querySelector('[data-field="' + field + '"]');
+        if (el && el.textContent !== v[field]) { el.textContent = v[field]; }
+      });
+      var beat = root.querySelector('[data-field="beat"]');
+      if (beat && beat.style.color !== v.beat_colour) { beat.style.color = v.beat_colour; }
+    });
   }
 
   // One tick: ask the server for what is new since our cursors, draw it, and schedule the
@@ -158,10 +233,12 @@
       return;
     }
     var started = performance.now();
+    var tiles = !(started - (S.tilesAt || -Infinity) < TILES_MS);
+    if (tiles) { S.tilesAt = started; }
     fetch(S.spec.url, {
       method: "POST",
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ cursors: S.cursors || {} })
+      body: JSON.stringify({ cursors: S.cursors || {}, tiles: tiles })
     }).then(function (response) {
       return response.ok ? response.json() : null;
     }).then(function (frame) {
@@ -234,6 +311,31 @@
     }
     return A.tone || "silent";
   }
+
+  // Alarm ages ("0:42") count on in the browser between the server's rebuilds of the list,
+  // from the age the server wrote (data-age) and the time since that value was first seen, so
+  // a browser clock that differs from the server's does not matter. A rebuilt list may reuse
+  // the element with a new data-age: the count restarts from it.
+  var seen = new WeakMap();
+
+  function duration(seconds) {
+    var s = Math.max(0, Math.floor(seconds));
+    var h = Math.floor(s / 3600);
+    var m = Math.floor((s % 3600) / 60);
+    var sec = s % 60;
+    var mm = h ? String(m).padStart(2, "0") : String(m);
+    return (h ? h + ":" : "") + mm + ":" + String(sec).padStart(2, "0");
+  }
+
+  setInterval(function () {
+    var now = performance.now();
+    document.querySelectorAll(".alarm-dur[data-age]").forEach(function (el) {
+      var written = el.getAttribute("data-age");
+      var s = seen.get(el);
+      if (!s || s.written !== written) { s = { written: written, at: now }; seen.set(el, s); }
+      el.textContent = duration(parseFloat(written) + (now - s.at) / 1000);
+    });
+  }, 1000);
 
   window.dash_clientside = Object.assign({}, window.dash_clientside, {
     ecg: { startSweep: startSweep, audio: audio }
