@@ -202,23 +202,26 @@
     S.cursors = cursors;
   }
 
-  // The tiles' numbers, class and alarm text, written straight into their elements (found by
-  // data-field inside the tile) and only where they changed: through Dash, every value would
-  // cost the page a pass over its layout each second.
-  var TILE_TEXT = ["alarm", "record", "hr", "beat", "pvc"];
-
+  // The tiles' numbers, class and alarm text, written straight into their elements and only
+  // where they changed: each element with data-field="X" in a tile shows the value X of
+  // central.tile_values, so a new tile value needs no change here. Through Dash, every value
+  // would cost the page a pass over its layout each second.
   function applyTiles(tiles) {
     document.querySelectorAll("canvas.strip[data-bed]").forEach(function (canvas) {
       var v = tiles[canvas.getAttribute("data-bed")];
       var root = canvas.closest(".tile");
       if (!v || !root) { return; }
       if (root.className !== v["class"]) { root.className = v["class"]; }
-      TILE_TEXT.forEach(function (field) {
-        var el = root.querySelector('[data-field="' + field + '"]');
-        if (el && el.textContent !== v[field]) { el.textContent = v[field]; }
+      root.querySelectorAll("[data-field]").forEach(function (el) {
+        var text = v[el.getAttribute("data-field")];
+        if (text !== undefined && el.textContent !== text) { el.textContent = text; }
       });
       var beat = root.querySelector('[data-field="beat"]');
-      if (beat && beat.style.color !== v.beat_colour) { beat.style.color = v.beat_colour; }
+      // (style.color reads back as rgb(...): the colour last written is kept beside it)
+      if (beat && beat.getAttribute("data-colour") !== v.beat_colour) {
+        beat.style.color = v.beat_colour;
+        beat.setAttribute("data-colour", v.beat_colour);
+      }
     });
   }
 
