@@ -153,8 +153,9 @@ def test_high_alarm_flashes_red_can_be_acknowledged_and_audio_paused(
     until(lambda: "alarm-high flash" in classes_of(dash_duo, tile), 10, "a flashing red tile")
     dash_duo.wait_for_contains_text(pm("tile-alarm", "bed-01"), "*** V-TACH", timeout=5)
     dash_duo.wait_for_contains_text("#alarm-list", "VT 6 beats at 150 bpm", timeout=5)
+    # The two phases of the flash: --red (#ff2a2a) and #400 (= #440000).
     assert dash_duo.find_element(tile).value_of_css_property("border-top-color") in (
-        "rgba(255, 42, 42, 1)", "rgb(255, 42, 42)", "rgba(64, 0, 0, 1)", "rgb(64, 0, 0)")
+        "rgba(255, 42, 42, 1)", "rgb(255, 42, 42)", "rgba(68, 0, 0, 1)", "rgb(68, 0, 0)")
 
     dash_duo.find_element(pm("ack", "bed-01/vtach/1", key="alarm")).click()
     until(lambda: "flash" not in classes_of(dash_duo, tile), 5, "the tile to stop flashing")
