@@ -146,7 +146,8 @@ def empty_ward() -> html.Div:
 
 
 def register(app: Dash, ward: CentralStation) -> None:
-    """Tile callbacks ride on the shell's 1 s `status-tick`; the sweep on the browser's loop."""
+    """The grid is rebuilt on the shell's 1 s `status-tick` when the beds change; strips and tile
+    values come through the sweep route, read by the browser's loop."""
 
     @app.callback(
         Output("ward-grid", "children"),
