@@ -133,9 +133,7 @@
     var at = scales(spec, w, h);
     var a = ((from % n) + n) % n;
     var b = ((to % n) + n) % n;
-    if (to - from + 1 >= n) {
-      drawRange(c, st.y, spec, at, sheet, dpr, 0, n - 1);
-    } else if (a <= b) {
+    if (a <= b) {
       drawRange(c, st.y, spec, at, sheet, dpr, a, b);
     } else {
       drawRange(c, st.y, spec, at, sheet, dpr, a, n - 1);
