@@ -30,6 +30,7 @@ import os
 import platform
 import sys
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
@@ -39,7 +40,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from monitor import contract
-from monitor.beats import extract_beats
+from monitor.beats import af_evidence, extract_beats
 from monitor.classifier import BeatClassifier, torchscript_deprecation_silenced
 from monitor.context import EXTENDED_LEN, PatientContext
 from monitor.errors import InputError
@@ -165,13 +166,17 @@ _IRR = list(contract.FEATURES).index("rr_irregularity")
 
 
 def context_us_per_beat(beats: list, windows: list[np.ndarray], repeat: int = 3) -> float:
-    """CPU microseconds per beat of the patient context, replayed over the same beats."""
+    """CPU microseconds per beat of the patient context, replayed over the same beats: the
+    atrial-fibrillation evidence over the recent RR and everything `PatientContext` does."""
     best = np.inf
     for _ in range(repeat):
         ctx = PatientContext()
+        recent: deque[float] = deque(maxlen=contract.AF_RR_BEATS)
         c0 = time.process_time()
         for b, w in zip(beats, windows, strict=True):
-            ctx.describe(w, b.rr_prev, b.rr_next, b.rr_local, b.rr_long, b.context.features[_IRR])
+            recent.append(b.rr_prev)
+            ctx.describe(w, b.rr_prev, b.rr_next, b.rr_local, b.rr_long,
+                         b.context.features[_IRR], af_evidence(recent))  # fmt: skip
         best = min(best, time.process_time() - c0)
     return best / len(beats) * 1e6
 

@@ -19,6 +19,7 @@ from monitor import contract
 from monitor.context import ABSENT, EXTENDED_LEN, MAX_SEQUENCE, BeatContext, PatientContext
 from monitor.signal.detect import QRSDetector
 from monitor.signal.resample import StreamResampler
+from monitor.signal.rhythm import entropy, trimmed, turning_point_ratio
 
 #: Samples of the extended morphology window before / after the R-peak.
 _EXT_PRE = contract.MORPH_R + contract.ALIGN_SAMPLES
@@ -84,6 +85,16 @@ def rr_irregularity(rr: deque[float], local: float) -> float:
     return min(lag1, lag2) / local
 
 
+def af_evidence(rr: deque[float]) -> tuple[float, float]:
+    """(RR histogram entropy, turning-point share) of the recent RR, each 0 before there are
+    8 intervals: atrial fibrillation has both near their random values (a flat histogram, 2/3),
+    where frequent premature beats, even a majority of them, give a few peaks and a pattern."""
+    if len(rr) < 8:
+        return 0.0, 0.0
+    x = trimmed(rr)
+    return entropy(x), turning_point_ratio(x)
+
+
 @dataclass
 class _Pending:
     index_125: int
@@ -91,6 +102,7 @@ class _Pending:
     rr_local: float
     rr_long: float
     rr_irregularity: float
+    af: tuple[float, float]
     rr_next: float | None = None
     waveform: np.ndarray | None = None
     extended: np.ndarray | None = None
@@ -119,6 +131,7 @@ class BeatExtractor:
         self._buf_start = 0
         self._last_peak: int | None = None
         self._rr = deque(maxlen=contract.LOCAL_RR_BEATS)  # recent RR intervals, seconds
+        self._rr_af = deque(maxlen=contract.AF_RR_BEATS)
         self._pending: list[_Pending] = []
         self._context = PatientContext()
         self._previous = np.tile(ABSENT, (MAX_SEQUENCE, 1))
@@ -157,11 +170,13 @@ class BeatExtractor:
             if self._pending:
                 self._pending[-1].rr_next = rr
             self._rr.append(rr)
+            self._rr_af.append(rr)
             rr_long = self._context.long_rr.add(r / contract.FS, rr)
             # statistics.median: the same value as np.median, without its ~10 us of set-up.
             local = statistics.median(self._rr)
+            irregular = rr_irregularity(self._rr, local)
             self._pending.append(
-                _Pending(r, rr, local, rr_long, rr_irregularity(self._rr, local))
+                _Pending(r, rr, local, rr_long, irregular, af_evidence(self._rr_af))
             )
         self._last_peak = r
 
@@ -187,7 +202,7 @@ class BeatExtractor:
                 break
             self._pending.pop(0)
             context = self._context.describe(
-                p.extended, p.rr_prev, p.rr_next, p.rr_local, p.rr_long, p.rr_irregularity
+                p.extended, p.rr_prev, p.rr_next, p.rr_local, p.rr_long, p.rr_irregularity, p.af
             )
             done.append(
                 Beat(

@@ -304,12 +304,14 @@ class PatientContext:
         rr_local: float,
         rr_long: float,
         rr_irregularity: float,
+        af: tuple[float, float],
     ) -> BeatContext:
         """Context of the next beat in stream order; learns from it afterwards.
 
         `ext` is the beat's extended window at 125 Hz (EXTENDED_LEN samples, R-peak at
         MORPH_R + ALIGN_SAMPLES) in mV; the RR values are seconds, `rr_long` the long-term mean
-        when the beat's R-peak arrived.
+        when the beat's R-peak arrived; `af` the RR histogram entropy and turning-point share
+        (`monitor.beats.af_evidence`).
         """
         centre = ext[_A : _A + contract.MORPH_LEN]
         ext = ext - _median(centre)
@@ -322,6 +324,8 @@ class PatientContext:
             "rr_next_long": rr_next / rr_long,
             "rr_local_long": rr_local / rr_long,
             "rr_irregularity": rr_irregularity,
+            "rr_entropy": af[0],
+            "rr_turning": af[1],
         }
         comparison, share, aligned, dominant = self.templates.observe(ext)
         values["cluster_share"] = share

@@ -25,6 +25,9 @@ BEAT_LEN = 187
 WINDOW_RR = 1.2
 #: Number of recent RR intervals whose median is the patient's "local" rhythm.
 LOCAL_RR_BEATS = 8
+#: Number of recent RR intervals whose histogram entropy and turning points say whether the
+#: rhythm is atrial fibrillation (the alarm engine's AF window; Dash et al. 2009).
+AF_RR_BEATS = 32
 #: Lowest source sampling rate accepted: QRS energy reaches ~40 Hz.
 MIN_SOURCE_FS = 100.0
 
@@ -90,6 +93,11 @@ FEATURES: dict[str, float] = {
     "rr_local_long": 1.0,
     # rhythm regularity: median successive RR change (lag 1 or 2) over the local median RR
     "rr_irregularity": 0.0,
+    # atrial-fibrillation evidence over the last AF_RR_BEATS RR (the extreme 1/16 trimmed each
+    # way): histogram entropy (flat in AF, a few peaks with ectopy) and the share of turning
+    # points (2/3 for a random sequence, high for bigeminy, low for slow changes)
+    "rr_entropy": 0.0,
+    "rr_turning": 0.0,
     # the beat against the bed's dominant template (QRS part, re-aligned)
     "template_available": 0.0,
     "template_corr": 1.0,
@@ -116,6 +124,7 @@ FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
     "rr_local": ("rr_prev_ratio", "rr_next_ratio", "rr_local_s", "rr_available"),
     "rr_long": ("rr_prev_long", "rr_next_long", "rr_local_long"),
     "rhythm": ("rr_irregularity",),
+    "af": ("rr_entropy", "rr_turning"),
     "template": (
         "template_available", "template_corr", "template_corr_wide", "amp_log2", "width_log2",
         "residual", "cluster_share",
@@ -154,6 +163,7 @@ class BeatContract:
     beat_len: int = BEAT_LEN
     window_rr: float = WINDOW_RR
     local_rr_beats: int = LOCAL_RR_BEATS
+    af_rr_beats: int = AF_RR_BEATS
     long_rr_s: float = LONG_RR_S
     morph_pre_s: float = MORPH_PRE_S
     morph_post_s: float = MORPH_POST_S
@@ -200,7 +210,8 @@ class BeatContract:
             f"{self.window_rr:g} x median of the last {self.local_rr_beats} RR, min-max scaled "
             f"to [0, 1], zero-padded to {self.beat_len}; morph = R-peak -{self.morph_pre_s:g} s "
             f"to +{self.morph_post_s:g} s less its median, over the dominant template's QRS "
-            f"range; long-term RR = mean RR of the trailing {self.long_rr_s:g} s; "
+            f"range; long-term RR = mean RR of the trailing {self.long_rr_s:g} s; AF evidence "
+            f"over the last {self.af_rr_beats} RR; "
             f"channels {', '.join(self.channels)}; features {', '.join(self.features)}; "
             f"{self.sequence} earlier beats"
         )

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from monitor.alarms import AlarmEngine, AlarmEvent, AlarmSettings
-from monitor.alarms.rhythm import ENTROPY_BINS, histogram_counts, irregularity, pattern_cycles
 from monitor.contract import aami_class
 from monitor.records import read_annotations
+from monitor.signal.rhythm import ENTROPY_BINS, histogram_counts, irregularity, pattern_cycles
 from tests.synthetic import synthetic_ecg
 
 FS = 250.0

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import itertools
+from collections import deque
 from functools import cache
 
 import numpy as np
 import pytest
 
 from monitor import contract
-from monitor.beats import Beat, BeatExtractor, extract_beats, window_length
+from monitor.beats import Beat, BeatExtractor, af_evidence, extract_beats, window_length
 from monitor.records import read_lead
 
 
@@ -77,3 +78,19 @@ def test_first_beats_survive_the_detector_learning_period(mitdb_dir):
     assert beats[0].index_125 < 3 * contract.FS
     ref = extract_beats(x, fs)
     np.testing.assert_array_equal(beats[0].waveform, ref[0].waveform)
+
+
+def test_af_evidence_tells_random_intervals_from_frequent_premature_beats():
+    """Atrial fibrillation: RR intervals without a pattern fill the histogram and turn at
+    about 2/3 of the beats. Frequent premature beats, even a majority of them, give two
+    interval lengths: fewer bins, and a pattern."""
+    rng = np.random.default_rng(0)
+    fibrillation = deque(rng.uniform(0.4, 1.2, 32), maxlen=32)
+    ectopy = deque(
+        [0.55 if k % 3 else 1.1 for k in range(32)] + rng.normal(0, 0.01, 32), maxlen=32
+    )
+    ent_af, tpr_af = af_evidence(fibrillation)
+    ent_ect, tpr_ect = af_evidence(ectopy)
+    assert ent_af > 0.8 and 0.5 < tpr_af < 0.85
+    assert ent_ect < 0.6
+    assert af_evidence(deque([0.8] * 7)) == (0.0, 0.0)  # too few intervals: absent

@@ -244,6 +244,69 @@ def test_a_flat_analysed_lead_with_beats_on_the_other_is_leads_off_not_asystole(
 
 
 
+
+def _fault_minute(lead, replace, n_s: float = 180.0):
+    """The first `n_s` of a two-lead record with the analysed lead's second minute replaced by
+    `replace(segment)`; returns (analysed lead, other lead)."""
+    n = round(n_s * lead.fs)
+    x = lead.signal[:n].copy()
+    a, b = round(60 * lead.fs), round(120 * lead.fs)
+    x[a:b] = replace(x[a:b])
+    return x, lead.others[0][:n].copy()
+
+
+def test_a_flat_lead_beside_atrial_fibrillation_is_leads_off_not_asystole(mitdb_dir, classifier):
+    """221 is in atrial fibrillation: the other lead's R-peaks are no steady train, but with
+    the analysed lead's electrodes off that lead decides, as it would alone."""
+    lead = read_lead("221", mitdb_dir, others=True)
+    x, other = _fault_minute(lead, np.zeros_like)
+    alarms = _alarms_of(x, lead.fs, classifier, (other,))
+    assert "leads_off" in {a.kind for a in alarms}
+    assert not any(a.kind in ("asystole", "vflutter") for a in alarms), alarms
+
+
+def test_electrode_noise_on_the_analysed_lead_is_a_lead_fault_not_asystole(
+    mitdb_dir, nstdb_dir, classifier
+):
+    """Pure electrode-motion noise at the size of the QRS complexes, with quiet stretches of
+    several seconds inside it, beside an intact lead."""
+    from simulators.noise import load_noise, qrs_amplitude
+
+    lead = read_lead("203", mitdb_dir, others=True)
+    noise = load_noise("em", lead.fs, nstdb_dir)
+    size = qrs_amplitude(lead.signal[: round(60 * lead.fs)], lead.fs)
+    x, other = _fault_minute(lead, lambda seg: noise[: len(seg)] / np.ptp(noise[: len(seg)]) * size)
+    two = _alarms_of(x, lead.fs, classifier, (other,))
+    one = _alarms_of(x, lead.fs, classifier, ())
+    assert any(a.kind == "asystole" for a in one)  # alone, a quiet stretch looks like asystole
+    assert not any(a.kind in ("asystole", "vflutter") for a in two), two
+    assert "lead_fault" in {a.kind for a in two}
+
+
+@pytest.mark.parametrize("other_lead", ["standstill", "rubbing"])
+def test_a_standstill_on_a_two_lead_bed_still_raises_asystole(mitdb_dir, nstdb_dir, classifier,
+                                                                other_lead):
+    """The heart stops: both leads fall to their baseline (attached: wander and 20 uV of
+    noise), or the other lead's electrode rubs meanwhile. Asystole within 10 s either way."""
+    from simulators.noise import load_noise
+
+    lead = read_lead("100", mitdb_dir, others=True)
+    rng = np.random.default_rng(0)
+
+    def stopped(seg):
+        t = np.arange(len(seg)) / lead.fs
+        return seg[0] + 0.025 * np.sin(2 * np.pi * 0.3 * t) + rng.normal(0.0, 0.02, len(seg))
+
+    x, other = _fault_minute(lead, stopped)
+    a, b = round(60 * lead.fs), round(120 * lead.fs)
+    if other_lead == "standstill":
+        other[a:b] = stopped(other[a:b])
+    else:
+        other[a:b] = load_noise("em", lead.fs, nstdb_dir)[: b - a]
+    alarms = _alarms_of(x, lead.fs, classifier, (other,))
+    asystole = [e for e in alarms if e.kind == "asystole"]
+    assert asystole and 60.0 <= asystole[0].start_s <= 70.0, alarms
+
 def test_a_short_lost_stretch_reported_late_is_not_asystole_when_the_other_lead_beats(
     mitdb_dir, classifier
 ):

@@ -77,6 +77,10 @@ SETTINGS: dict[str, tuple[str, list[str]]] = {
         "… and 4 earlier beats (2)",
         ["--features", "rr_local,rr_long,rhythm,template,pwave", *_RHYTHM, "--sequence", "4"],
     ),
+    "af_evidence": (
+        "… and atrial-fibrillation evidence (RR entropy, turning points) on the shipped inputs",
+        ["--features", "rr_local,rr_long,rhythm,template,pwave,af", *_RHYTHM],
+    ),
     "long_only": (
         "… and RR ratios over the long-term mean only",
         ["--features", "rr_local_s,rr_available,rr_long,rhythm,template", *_RHYTHM],

@@ -36,7 +36,10 @@ import numpy as np
 from monitor.alarms.events import NAMES, PRIORITIES, SUPERSEDED_BY, SUPERSEDES, AlarmEvent
 from monitor.alarms.leads import OtherLead
 from monitor.alarms.quality import QualityReading, SignalQuality
-from monitor.alarms.rhythm import (
+from monitor.alarms.settings import AlarmSettings
+from monitor.alarms.vf import MAX_FS, MIN_FS, VFDetector, VFReading, VFSettings
+from monitor.contract import CLASSES
+from monitor.signal.rhythm import (
     entropy,
     nrmssd,
     pattern_cycles,
@@ -44,9 +47,6 @@ from monitor.alarms.rhythm import (
     trimmed,
     turning_point_ratio,
 )
-from monitor.alarms.settings import AlarmSettings
-from monitor.alarms.vf import MAX_FS, MIN_FS, VFDetector, VFReading, VFSettings
-from monitor.contract import CLASSES
 
 # Medians of the few recent RR intervals use `statistics.median`: the same value as np.median,
 # at a tenth of its cost on a dozen floats, and the engine takes several per beat.
@@ -184,7 +184,7 @@ class AlarmEngine:
         # An interval that began before the last asystole ended is that asystole, reported
         # (late) by the cutter: it is neither a pause nor a second asystole.
         covered = self._silence_until is not None and time - rr < self._silence_until
-        if rr >= s.asystole_s and not covered and self._another_lead_beats(time):
+        if rr >= s.asystole_s and not covered and self._another_lead_beats(time, asystole=True):
             covered = True  # another lead beat through the gap: this lead lost the QRS
         if rr >= s.asystole_s and not covered:
             # Seen only now: no samples told us in time (beats fed without a stream), or the
@@ -541,7 +541,7 @@ class AlarmEngine:
         silent = time - self._anchor_time - holdback
         if silent < s.asystole_s:
             return []
-        if self._another_lead_beats(time):  # the heart beats: this lead lost it
+        if self._another_lead_beats(time, asystole=True):  # the heart beats: this lead lost it
             self._fault_now = True
             self._silence_until = time  # a beat after this gap reports no late asystole
             return []
@@ -571,9 +571,19 @@ class AlarmEngine:
         cv, rate = steadiness(times)
         return cv < s.vf_organised_cv and rate < s.vf_organised_bpm
 
-    def _another_lead_beats(self, time: float) -> bool:
-        """Whether another lead of the bed shows the heart beating (`monitor.alarms.leads`)."""
-        return any(other.shows_beats(time) for other in self._others)
+    def _another_lead_beats(self, time: float, asystole: bool = False) -> bool:
+        """Whether another lead of the bed shows the heart beating (`monitor.alarms.leads`):
+        a steady train, or, against an asystole when the analysed lead has been lost (it went
+        flat, electrodes off, or its last beats were not the other lead's: it was counting
+        noise), any rhythm of R-peaks as large as before, without an asystole-long gap."""
+        since = self._anchor_time or -math.inf
+        flat = self._flat_time > since
+        lost = asystole and (flat or any(
+            other.disagrees(time, self._beat_times, since) for other in self._others))  # fmt: skip
+        return any(  # the looser question first: it notes the lead's R-peak size before
+            (lost and other.shows_any_rhythm(time, since)) or other.shows_beats(time)
+            for other in self._others
+        )
 
     def _on_vf(self, r: VFReading, time: float) -> list[AlarmEvent]:
         refuted = r.shockable and self._another_lead_beats(time)
@@ -593,6 +603,8 @@ class AlarmEngine:
         s = self.settings
         self._sqi = q.sqi
         self._flat = q.flat
+        if q.flat:
+            self._flat_time = time
         out = self._track(
             "leads_off",
             q.flat,
@@ -692,6 +704,8 @@ class AlarmEngine:
         #: Consecutive shockable VF readings, and the recent beats that can veto them.
         self._vf_run = 0
         self._beat_times: deque[float] = deque(maxlen=64)
+        #: Stream time of the last quality reading that found the analysed lead flat.
+        self._flat_time = -math.inf
 
 
 def _check_finite(value: float, name: str) -> float:

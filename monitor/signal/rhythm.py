@@ -1,4 +1,5 @@
-"""Rhythm measures on beat labels and RR intervals, free of any alarm state."""
+"""Rhythm measures on beat labels and RR intervals, free of any alarm state: the alarm engine
+and the per-bed beat context (atrial-fibrillation evidence) both read them."""
 
 from __future__ import annotations
 
