@@ -90,7 +90,7 @@ def test_af_evidence_tells_random_intervals_from_frequent_premature_beats():
         [0.55 if k % 3 else 1.1 for k in range(32)] + rng.normal(0, 0.01, 32), maxlen=32
     )
     ent_af, tpr_af = af_evidence(fibrillation)
-    ent_ect, tpr_ect = af_evidence(ectopy)
+    ent_ect, _ = af_evidence(ectopy)
     assert ent_af > 0.8 and 0.5 < tpr_af < 0.85
     assert ent_ect < 0.6
     assert af_evidence(deque([0.8] * 7)) == (0.0, 0.0)  # too few intervals: absent
