@@ -180,6 +180,15 @@ def intra_records(model_contract: contract.BeatContract) -> list[str]:
     return listed or list(splits.records_for("intra"))
 
 
+def shown_path(path: str | Path) -> str:
+    """A path for a report: relative to the working directory when inside it, so a report
+    committed with the repository does not carry one machine's directories."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def evaluate(args: argparse.Namespace) -> Evaluation:
     """Score the model of `args` on the split it asks for (default: the one that trained it)."""
     classifier = load_classifier(args.model, args.device)
@@ -189,7 +198,7 @@ def evaluate(args: argparse.Namespace) -> Evaluation:
     check_split(split, model_contract)
     t0 = time.perf_counter()
     provenance = {
-        "model": str(classifier.path),
+        "model": shown_path(classifier.path),
         "model_version": model_contract.model_version,
         "model_split": trained,
         "model_split_description": model_contract.data_split,

@@ -66,7 +66,7 @@ DEFAULT_CONTEXT_DROPOUT = 0.05
 RATIO_FEATURES = ("rr_prev_ratio", "rr_next_ratio", "rr_prev_long", "rr_next_long")
 #: The shipped model's inputs (models/README.md: chosen by ablation and DS1 cross-validation).
 DEFAULT_CHANNELS: tuple[str, ...] = ("beat",)
-DEFAULT_FEATURES: tuple[str, ...] = ("rr_local", "rr_long", "rhythm", "template", "pwave")
+DEFAULT_FEATURES: tuple[str, ...] = ("rr_local", "rr_long", "rhythm", "template", "pwave", "af")
 DEFAULT_SEQUENCE = 2
 DEFAULT_CONV: tuple[int, ...] = (32, 64, 64)
 DEFAULT_NATURAL: tuple[str, ...] = ("F", "Q")
