@@ -184,8 +184,6 @@ class AlarmEngine:
         # An interval that began before the last asystole ended is that asystole, reported
         # (late) by the cutter: it is neither a pause nor a second asystole.
         covered = self._silence_until is not None and time - rr < self._silence_until
-        if rr >= s.asystole_s and not covered and self._another_lead_beats(time, asystole=True):
-            covered = True  # another lead beat through the gap: this lead lost the QRS
         if rr >= s.asystole_s and not covered:
             # Seen only now: no samples told us in time (beats fed without a stream), or the
             # gap was shorter than the sample check's hold-back for the cutter's latency.
