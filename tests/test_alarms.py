@@ -14,7 +14,15 @@ import pytest
 from monitor.alarms import AlarmEngine, AlarmEvent, AlarmSettings
 from monitor.contract import aami_class
 from monitor.records import read_annotations
-from monitor.signal.rhythm import ENTROPY_BINS, histogram_counts, irregularity, pattern_cycles
+from monitor.signal.rhythm import (
+    ENTROPY_BINS,
+    entropy,
+    histogram_counts,
+    irregularity,
+    pattern_cycles,
+    trimmed,
+    turning_point_ratio,
+)
 from tests.synthetic import synthetic_ecg
 
 FS = 250.0
@@ -513,6 +521,40 @@ def test_pattern_cycles() -> None:
     assert pattern_cycles(list("VVNVNV"), 2) == 3
 
 
+def _numpy_af_measures(rr: np.ndarray) -> tuple[list[float], float, float]:
+    """The AF measures written with NumPy arrays, as the shipped model's training computed them."""
+    x = np.asarray(rr, dtype=np.float64)
+    trim = len(x) // 16
+    if trim:
+        order = np.argsort(x, kind="stable")
+        keep = np.ones(len(x), dtype=bool)
+        keep[order[:trim]] = False
+        keep[order[-trim:]] = False
+        x = x[keep]
+    lo = float(x.min())
+    counts, _ = np.histogram(x, bins=ENTROPY_BINS, range=(lo, lo + max(float(x.max()) - lo, 1e-3)))
+    p = counts[counts > 0] / len(x)
+    mid = x[1:-1]
+    turning = ((mid > x[:-2]) & (mid > x[2:])) | ((mid < x[:-2]) & (mid < x[2:]))
+    entropy_ = float(-(p * np.log(p)).sum() / np.log(ENTROPY_BINS))
+    return x.tolist(), entropy_, float(turning.mean())
+
+
+def test_af_measures_equal_numpys_bit_for_bit(rng: np.random.Generator) -> None:
+    """The plain-Python AF measures give exactly the values of the NumPy formulation, ties and
+    the 125 Hz grid included: the shipped model was trained on those values."""
+    for trial in range(3000):
+        n = int(rng.integers(8, 40))
+        x = rng.integers(40, 250, n) / 125.0 if trial % 2 else rng.uniform(0.3, 1.5, n)
+        if trial % 7 == 0:
+            x[:] = x[0]  # a perfectly regular window
+        kept, want_entropy, want_tpr = _numpy_af_measures(x)
+        got = trimmed(x)
+        assert got == kept
+        assert entropy(got) == want_entropy
+        assert turning_point_ratio(got) == want_tpr
+
+
 def test_histogram_counts_equal_numpys(rng: np.random.Generator) -> None:
     """The AF entropy's fast histogram counts exactly what np.histogram counts, edges included."""
     for trial in range(2000):
@@ -521,7 +563,7 @@ def test_histogram_counts_equal_numpys(rng: np.random.Generator) -> None:
         lo = float(x.min())
         hi = lo + max(float(x.max()) - lo, 1e-3) * (0.7 if trial % 5 == 0 else 1.0)
         want, _ = np.histogram(x, bins=ENTROPY_BINS, range=(lo, hi))
-        np.testing.assert_array_equal(histogram_counts(x, lo, hi), want)
+        np.testing.assert_array_equal(histogram_counts(sorted(x.tolist()), lo, hi), want)
 
 
 def test_irregularity_separates_af_from_sinus(rng: np.random.Generator) -> None:

@@ -3,6 +3,9 @@ and the per-bed beat context (atrial-fibrillation evidence) both read them."""
 
 from __future__ import annotations
 
+import bisect
+import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -10,6 +13,7 @@ import numpy as np
 
 #: Histogram bins of the RR Shannon entropy (Dash et al. 2009).
 ENTROPY_BINS = 16
+_LOG_BINS = np.log(ENTROPY_BINS)
 
 
 @dataclass(frozen=True)
@@ -45,51 +49,58 @@ def steadiness(times: Sequence[float]) -> tuple[float, float]:
     return float(rr.std()) / mean, 60.0 / mean
 
 
-def trimmed(rr: Sequence[float]) -> np.ndarray:
-    """The RR intervals (s) in order, without the len // 16 smallest and largest."""
-    x = np.asarray(rr, dtype=np.float64)
+def trimmed(rr: Sequence[float]) -> list[float]:
+    """The RR intervals (s) in order, without the len // 16 smallest and largest (ties go in
+    order of arrival, as a stable argsort orders them).
+
+    Plain Python on purpose, like the measures below: on 32 intervals NumPy's per-call set-up
+    costs more than the arithmetic, and the beat context runs these at every beat.
+    """
+    x = [float(v) for v in rr]
     if len(x) < 8:
         raise ValueError(f"rr needs at least 8 intervals, got {len(x)}")
     trim = len(x) // 16
     if trim:
-        order = np.argsort(x, kind="stable")
-        keep = np.ones(len(x), dtype=bool)
-        keep[order[:trim]] = False
-        keep[order[-trim:]] = False
-        x = x[keep]
+        order = sorted(range(len(x)), key=x.__getitem__)
+        drop = set(order[:trim]) | set(order[-trim:])
+        x = [v for i, v in enumerate(x) if i not in drop]
     return x
 
 
-def nrmssd(x: np.ndarray) -> float:
+def nrmssd(x: Sequence[float]) -> float:
     """RMS of successive differences over the mean interval."""
-    return float(np.sqrt((np.diff(x) ** 2).mean()) / x.mean())
+    square = sum((b - a) ** 2 for a, b in itertools.pairwise(x)) / (len(x) - 1)
+    return math.sqrt(square) / (sum(x) / len(x))
 
 
-def entropy(x: np.ndarray) -> float:
+def entropy(x: Sequence[float]) -> float:
     """Shannon entropy of the RR histogram (ENTROPY_BINS bins over the range), 0 .. 1."""
-    lo = float(x.min())
-    span = max(float(x.max()) - lo, 1e-3)  # a perfectly regular window: one bin
-    counts = histogram_counts(x, lo, lo + span)
-    p = counts[counts > 0] / len(x)
-    return float(-(p * np.log(p)).sum() / np.log(ENTROPY_BINS))
+    ordered = sorted(x)
+    lo = ordered[0]
+    span = max(ordered[-1] - lo, 1e-3)  # a perfectly regular window: one bin
+    counts = histogram_counts(ordered, lo, lo + span)
+    # The sum stays NumPy's (pairwise) so the values are the ones the model was trained on.
+    p = np.array([c for c in counts if c], dtype=np.float64) / len(ordered)
+    return float(-(p * np.log(p)).sum() / _LOG_BINS)
 
 
-def turning_point_ratio(x: np.ndarray) -> float:
+def turning_point_ratio(x: Sequence[float]) -> float:
     """Share of inner intervals that are a local maximum or minimum (2/3 when random)."""
-    mid = x[1:-1]
-    turning = ((mid > x[:-2]) & (mid > x[2:])) | ((mid < x[:-2]) & (mid < x[2:]))
-    return float(turning.mean())
+    turning = sum(
+        (b > a and b > c) or (b < a and b < c) for a, b, c in zip(x, x[1:], x[2:], strict=False)
+    )
+    return turning / (len(x) - 2)
 
 
-def histogram_counts(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    """`np.histogram(x, bins=ENTROPY_BINS, range=(lo, hi))[0]`, bin for bin, at a fifth of
-    its cost (the AF check runs it at every beat): the same edges (as np.linspace makes
-    them), half-open bins with the last one closed, values outside [lo, hi] not counted."""
-    edges = np.arange(ENTROPY_BINS + 1.0) * ((hi - lo) / ENTROPY_BINS) + lo
-    edges[-1] = hi
-    inside = x[(x >= lo) & (x <= hi)]
-    bins = np.minimum(np.searchsorted(edges, inside, side="right") - 1, ENTROPY_BINS - 1)
-    return np.bincount(bins, minlength=ENTROPY_BINS)
+def histogram_counts(ordered: Sequence[float], lo: float, hi: float) -> list[int]:
+    """`np.histogram(ordered, bins=ENTROPY_BINS, range=(lo, hi))[0]` of values sorted in
+    ascending order, bin for bin: the same edges (as np.linspace makes them), half-open bins
+    with the last one closed, values outside [lo, hi] not counted. Sorted values make each
+    bin two binary searches."""
+    step = (hi - lo) / ENTROPY_BINS
+    starts = [bisect.bisect_left(ordered, k * step + lo) for k in range(ENTROPY_BINS)]
+    starts.append(bisect.bisect_right(ordered, hi))
+    return [b - a for a, b in itertools.pairwise(starts)]
 
 
 def pattern_cycles(
