@@ -47,9 +47,13 @@ BEFORE_S = 12.0
 AGREEMENT = 0.8
 SAME_BEAT_S = 0.1
 #: R-peaks of this lead during the analysed lead's silence count as beats only if their
-#: median size is at least this share of this lead's R-peaks from before it: a detector
-#: started afresh on a lead whose heart stopped finds its baseline noise, far smaller.
+#: median size is at least this share of the lower quartile of this lead's R-peak sizes from
+#: before it: a detector started afresh on a lead whose heart stopped finds its baseline
+#: noise, far smaller. The quartile, not the median, because the mix of beats changes: a
+#: lead whose PVCs are twice its normal beats has a median between the two before and the
+#: normal beats' size during a run of normal beats.
 SIZE_MATCH = 0.5
+SIZE_QUANTILE = 0.25
 #: Half-width (s) of the span around an R-peak whose peak-to-peak is its size.
 QRS_HALF_S = 0.06
 #: A lead whose R-peaks are smaller than this (mV) is too close to its own noise to vouch
@@ -75,9 +79,9 @@ class OtherLead:
         self._ring = np.zeros(0)
         self._end_time = 0.0  # stream time just after the last sample
         self._asked: tuple[float, tuple[np.ndarray, np.ndarray] | None] | None = None
-        #: (the analysed lead's last beat, the median size of this lead's R-peaks before it),
-        #: taken once per silence, when it is first asked about.
-        self._reference: tuple[float, float] | None = None
+        #: (the analysed lead's last beat, the median and the SIZE_QUANTILE of this lead's
+        #: R-peak sizes before it), taken once per silence, when it is first asked about.
+        self._reference: tuple[float, float, float] | None = None
 
     def feed(self, x: np.ndarray, time: float) -> None:
         """Samples starting at stream `time`."""
@@ -106,17 +110,18 @@ class OtherLead:
         times, sizes = found
         before = sizes[times <= since]
         if (self._reference is None or self._reference[0] != since) and len(before) >= STEADY_BEATS:
-            self._reference = (since, float(np.median(before)))
+            self._reference = (
+                since, float(np.median(before)), float(np.quantile(before, SIZE_QUANTILE)))
         recent = times[(times > time - WINDOW_S) & (times <= time)]
         if self._reference is None or len(recent) < STEADY_BEATS:
             return False
         edges = np.concatenate([[time - WINDOW_S], recent, [time]])
         if float(np.diff(edges).max()) >= self.settings.asystole_s:
             return False
-        reference = self._reference[1]
+        _, typical, small = self._reference
         during = sizes[times > since]
-        size = float(np.median(during)) if len(during) else reference
-        return reference >= QRS_MIN_MV and size >= SIZE_MATCH * reference
+        size = float(np.median(during)) if len(during) else typical
+        return typical >= QRS_MIN_MV and size >= SIZE_MATCH * small
 
     def disagrees(self, time: float, beats: Sequence[float], until: float) -> bool:
         """Whether the analysed lead's `beats` (R-peak times) up to `until`, its last beat,
