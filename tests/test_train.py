@@ -180,10 +180,30 @@ def test_balancing_moves_class_mass_to_its_square_root():
     assert w[labels].mean() == pytest.approx(1.0)
 
 
+def test_weight_average_follows_the_weights_and_copies_the_batch_counter():
+    model = train.CNNBiLSTM(n_context=len(contract.FEATURE_GROUPS["rr_local"]), channels=(4,))
+    average = train.WeightAverage(model, decay=0.75)
+    before = [p.clone() for p in average.model.parameters()]
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    model.train()(torch.rand(8, 1, contract.BEAT_LEN), torch.zeros(8, model.n_context))
+    average.update(model)
+    for old, new in zip(before, average.model.parameters(), strict=True):
+        torch.testing.assert_close(new, old + 0.25)  # a quarter of the way to the new weights
+    bn_avg, bn_now = average.model.features[1], model.features[1]
+    assert int(bn_avg.num_batches_tracked) == int(bn_now.num_batches_tracked) == 1
+    assert not torch.equal(bn_avg.running_mean, bn_now.running_mean)  # averaged, not copied
+    assert not any(p.requires_grad for p in average.model.parameters())
+    with pytest.raises(ValueError, match="decay"):
+        train.WeightAverage(model, decay=1.0)
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
         (["--epochs", "0"], "--epochs must be at least 1"),
+        (["--ema", "1"], "--ema must be in [0, 1)"),
         (["--lr", "-1"], "--lr must be positive"),
         (["--kaggle-csv", "x", "--split", "intra"], "do not apply to --kaggle-csv"),
         (["--data-dir", "/nonexistent/mitdb"], "does not exist"),

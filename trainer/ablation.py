@@ -81,6 +81,10 @@ SETTINGS: dict[str, tuple[str, list[str]]] = {
         "… and atrial-fibrillation evidence (RR entropy, turning points) on the shipped inputs",
         ["--features", "rr_local,rr_long,rhythm,template,pwave,af", *_RHYTHM],
     ),
+    "weight_average": (
+        "… and the weights averaged over about the last 200 steps (EMA 0.995)",
+        ["--features", "rr_local,rr_long,rhythm,template,pwave,af", *_RHYTHM, "--ema", "0.995"],
+    ),
     "long_only": (
         "… and RR ratios over the long-term mean only",
         ["--features", "rr_local_s,rr_available,rr_long,rhythm,template", *_RHYTHM],

@@ -9,10 +9,12 @@ with --export, so an experiment can never silently change what the monitor serve
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
 import dataclasses
 import hashlib
 import importlib.util
+import itertools
 import json
 import logging
 import os
@@ -70,6 +72,8 @@ DEFAULT_FEATURES: tuple[str, ...] = ("rr_local", "rr_long", "rhythm", "template"
 DEFAULT_SEQUENCE = 2
 DEFAULT_CONV: tuple[int, ...] = (32, 64, 64)
 DEFAULT_NATURAL: tuple[str, ...] = ("F", "Q")
+#: Per-step decay of the weight average that is validated and shipped (0: the raw weights).
+DEFAULT_EMA = 0.0
 
 
 @dataclass
@@ -161,6 +165,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         f"or a stream's first beats are (default {DEFAULT_CONTEXT_DROPOUT})",
     )
     p.add_argument(
+        "--ema",
+        type=float,
+        default=DEFAULT_EMA,
+        metavar="DECAY",
+        help="validate and keep an exponential moving average of the weights, this decay per "
+        "step (e.g. 0.995: about the last 200 steps); one epoch's last batches then weigh "
+        f"less in which epoch wins (default {DEFAULT_EMA:g}: the raw weights)",
+    )
+    p.add_argument(
         "--fold",
         metavar="I/N",
         help="validate on the I-th of N patient folds of DS1 instead of the default validation "
@@ -207,7 +220,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.morph_dropout is None:  # Kaggle rows carry no context: hiding the waveform hides all
         no_context = args.kaggle_csv or not args.inputs.features
         args.morph_dropout = 0.0 if no_context else DEFAULT_MORPH_DROPOUT
-    for name in ("morph_dropout", "context_dropout"):
+    for name in ("morph_dropout", "context_dropout", "ema"):
         if not 0.0 <= getattr(args, name) < 1.0:
             flag = "--" + name.replace("_", "-")
             raise InputError(f"{flag} must be in [0, 1), got {getattr(args, name)}")
@@ -365,6 +378,7 @@ def train_epoch(
     sample_weights: torch.Tensor | None,
     gen: torch.Generator,
     desc: str,
+    average: WeightAverage | None = None,
 ) -> float:
     from tqdm import tqdm
 
@@ -396,29 +410,64 @@ def train_epoch(
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if average is not None:
+            average.update(model)
         total += loss.item() * len(idx)
         seen += len(idx)
         bar.set_postfix(loss=f"{total / seen:.4f}")
     return total / max(seen, 1)
 
 
+class WeightAverage:
+    """An exponential moving average of a model's weights (Polyak averaging).
+
+    Validation picks the best epoch from a handful of noisy end-of-epoch snapshots; with the
+    heavy class balancing the last few hundred batches can move the rare classes' boundary a
+    long way, so the same setting's runs differ more than settings do. The average smooths
+    those last steps away. Batch-norm statistics are averaged like the weights; the batch
+    counter is copied.
+    """
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"decay must be in (0, 1), got {decay}")
+        self.decay = decay
+        self.model = copy.deepcopy(model).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        mine = itertools.chain(self.model.parameters(), self.model.buffers())
+        theirs = itertools.chain(model.parameters(), model.buffers())
+        for avg, now in zip(mine, theirs, strict=True):
+            if avg.dtype.is_floating_point:
+                avg.lerp_(now.detach(), 1.0 - self.decay)
+            else:
+                avg.copy_(now)
+
+
 def fit(model: CNNBiLSTM, split: Split, args: argparse.Namespace, run_dir: Path) -> dict:
-    """Train with early stopping on validation macro F1; return the best epoch's record."""
+    """Train with early stopping on validation macro F1; return the best epoch's record
+    (of the weight average with `--ema`)."""
     gen = seed_everything(args.seed)
     cw = torch.tensor(balance_weights(split.train.labels, args.natural), dtype=torch.float32)
     loss_fn = nn.CrossEntropyLoss(weight=cw if args.balance in ("weights", "both") else None)
     sample_weights = cw[split.train.labels] if args.balance in ("sampler", "both") else None
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=0.5, patience=2)
+    average = WeightAverage(model, args.ema) if args.ema else None
+    judged = average.model if average else model
     history: list[dict] = []
     best: dict | None = None
     for epoch in range(1, args.epochs + 1):
         t0 = time.perf_counter()
         lr = opt.param_groups[0]["lr"]
         train_loss = train_epoch(
-            model, split.train, opt, loss_fn, args, sample_weights, gen, f"epoch {epoch}"
-        )
-        logits = predict_logits(model, split.val, args.inputs)
+            model, split.train, opt, loss_fn, args, sample_weights, gen, f"epoch {epoch}",
+            average,
+        )  # fmt: skip
+        logits = predict_logits(judged, split.val, args.inputs)
         val_loss = float(
             nn.functional.cross_entropy(
                 torch.from_numpy(logits), torch.from_numpy(split.val.labels)
@@ -444,7 +493,7 @@ def fit(model: CNNBiLSTM, split: Split, args: argparse.Namespace, run_dir: Path)
         if improved:
             best = {**row, "val_confusion": m["confusion"]}
             torch.save(
-                model.checkpoint(epoch=epoch, val=m, inputs=args.inputs.to_dict()),
+                judged.checkpoint(epoch=epoch, val=m, inputs=args.inputs.to_dict()),
                 run_dir / "best.pt",
             )
         write_log(history, run_dir)
