@@ -132,6 +132,9 @@ FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
     "pwave": ("p_corr", "p_coherence"),
 }  # fmt: skip
 
+#: The features `BeatContract.af_gate` thresholds, in its order (`monitor.decision`).
+AF_GATE_FEATURES = ("rr_entropy", "rr_turning", "rr_irregularity")
+
 
 def aami_class(symbol: str) -> str | None:
     """AAMI class of a MIT-BIH annotation symbol, or None for non-beat annotations."""
@@ -182,6 +185,10 @@ class BeatContract:
     features: tuple[str, ...] = FEATURE_GROUPS["rr_local"]
     #: Beats before this one whose context features the model also reads (0: this beat only).
     sequence: int = 0
+    #: The decision rule after the network (`monitor.decision`): thresholds on this beat's
+    #: RR entropy (at least), turning-point share (between two) and irregularity (at least)
+    #: above which its S probability goes to N; empty: the network's answer as it is.
+    af_gate: tuple[float, ...] = ()
     model_version: str = "unversioned"
     data_split: str = "unknown"
     data_hash: str = "unknown"
@@ -189,7 +196,7 @@ class BeatContract:
 
     PROVENANCE = ("model_version", "data_split", "data_hash", "extra")
     #: The inputs a model chooses; the loader checks them against the core, not against CURRENT.
-    CHOICES = ("channels", "features", "sequence")
+    CHOICES = ("channels", "features", "sequence", "af_gate")
 
     def __post_init__(self) -> None:
         if not self.channels or self.channels[0] != "beat":
@@ -201,6 +208,13 @@ class BeatContract:
             raise ValueError(f"unknown channels or features: {', '.join(unknown)}")
         if self.sequence < 0:
             raise ValueError(f"sequence must be 0 or more, got {self.sequence}")
+        if self.af_gate and (
+            len(self.af_gate) != 4 or not set(AF_GATE_FEATURES) <= set(self.features)
+        ):
+            raise ValueError(
+                f"af_gate must be 4 thresholds on a model reading {', '.join(AF_GATE_FEATURES)}, "
+                f"got {self.af_gate!r} with features {', '.join(self.features)}"
+            )
 
     @property
     def normalisation(self) -> str:
@@ -218,7 +232,7 @@ class BeatContract:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        for key in ("classes", "channels", "features"):
+        for key in ("classes", "channels", "features", "af_gate"):
             d[key] = list(d[key])
         d["normalisation"] = self.normalisation
         return d
@@ -233,6 +247,8 @@ class BeatContract:
             value = d[f.name]
             if f.name in ("classes", "channels", "features"):
                 value = tuple(value)
+            elif f.name == "af_gate":
+                value = tuple(float(v) for v in value)
             elif f.type == "float":
                 value = float(value)
             elif f.type == "int":

@@ -264,3 +264,9 @@ def test_cross_validation_pools_the_folds_confusion_matrices():
     row = crossval.table({"rhythm": {0: runs, 1: [runs[0], runs[0]]}}).splitlines()[-1]
     assert "| 2 × 2 | 40.8 ± 0.3 |" in row
     assert "| 62.5 | 71.4 |" in row  # S Se 25 / 40, +P 25 / 35 over all four runs
+    # As served: only settings whose every run has figures through the decision rule.
+    assert crossval.served({"rhythm": {0: runs}}) == {}
+    gated = [{**r, "served_confusion": np.diag(np.diag(a)).tolist()} for r in runs]
+    again = crossval.served({"rhythm": {0: gated}, "other": {0: runs}})
+    assert list(again) == ["rhythm"]
+    assert crossval.pooled(again["rhythm"][0])["per_class"]["S"]["ppv"] == 1.0

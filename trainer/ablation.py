@@ -122,7 +122,12 @@ def run_one(name: str, flags: list[str], seed: int, out: Path, extra: list[str])
         if done.returncode != 0:
             raise InputError(f"{' '.join(cmd)} failed; see {log_path}")
     record = json.loads(metrics.read_text())
-    return {**record["best"], "train_seconds": record["train_seconds"]}
+    served = record.get("val_served")  # through the model's decision rule, where it has one
+    return {
+        **record["best"],
+        "train_seconds": record["train_seconds"],
+        "served_confusion": served["confusion"] if served else None,
+    }
 
 
 def table(results: dict[str, list[dict]]) -> str:

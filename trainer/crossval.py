@@ -26,16 +26,31 @@ from trainer.ablation import SETTINGS, run_many, write_table
 SCORED = ("N", "S", "V", "F")
 
 
-def pooled(runs: list[dict]) -> dict:
-    """`metrics.summarise` of the folds' validation confusion matrices added up."""
-    cm = np.sum([np.asarray(r["val_confusion"]) for r in runs], axis=0)
+def pooled(runs: list[dict], key: str = "val_confusion") -> dict:
+    """`metrics.summarise` of the folds' validation confusion matrices added up (`key`:
+    the network's, or "served_confusion": through the model's decision rule)."""
+    cm = np.sum([np.asarray(r[key]) for r in runs], axis=0)
     return metrics.summarise(cm, contract.CLASSES)
 
 
-def macro_f1(runs: list[dict]) -> float:
+def macro_f1(runs: list[dict], key: str = "val_confusion") -> float:
     """Macro F1 over the SCORED classes of the runs' pooled validation matrix."""
-    m = pooled(runs)
+    m = pooled(runs, key)
     return float(np.mean([m["per_class"][c]["f1"] or 0.0 for c in SCORED]))
+
+
+def served(results: dict[str, dict[int, list[dict]]]) -> dict[str, dict[int, list[dict]]]:
+    """The settings whose every run has figures through a decision rule (the AF gate), as
+    they are served: their rows again, the served confusion matrices in place."""
+    out = {}
+    for name, by_seed in results.items():
+        runs = [r for folds in by_seed.values() for r in folds]
+        if runs and all(r.get("served_confusion") is not None for r in runs):
+            out[name] = {
+                seed: [{**r, "val_confusion": r["served_confusion"]} for r in folds]
+                for seed, folds in by_seed.items()
+            }
+    return out
 
 
 def table(results: dict[str, dict[int, list[dict]]]) -> str:
@@ -78,7 +93,11 @@ def _main(argv: list[str] | None) -> int:
     results = {
         n: {s: [done[n, f, s] for f in folds] for s in args.seeds} for n in args.settings
     }
-    write_table(table(results), Path(args.out))
+    text = table(results)
+    gated = served(results)
+    if gated:
+        text += "\n\nAs served, through the model's AF gate (monitor.decision):\n\n" + table(gated)
+    write_table(text, Path(args.out))
     return 0
 
 

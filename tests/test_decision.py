@@ -1,0 +1,79 @@
+"""The decision rule after the network: S in atrial fibrillation goes to N, nothing else moves."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from monitor import contract
+from monitor.classifier import BeatClassifier
+from monitor.context import ABSENT
+from monitor.decision import gate_af, in_af
+from monitor.inputs import select
+from trainer.train import default_af_gate, model_contract
+
+FEATURES = "rr_local,rr_long,rhythm,af"
+
+
+def _context(bc: contract.BeatContract, entropy: float, turning: float, irregularity: float):
+    """One beat's model context with these RR evidence values, the rest as if absent."""
+    features = ABSENT.copy()
+    names = list(contract.FEATURES)
+    features[names.index("rr_entropy")] = entropy
+    features[names.index("rr_turning")] = turning
+    features[names.index("rr_irregularity")] = irregularity
+    previous = np.tile(ABSENT, (1, 4, 1))
+    channels = np.zeros((1, len(contract.CHANNELS), contract.BEAT_LEN), dtype=np.float32)
+    return select(bc, channels, features[None].astype(np.float32), previous.astype(np.float32))[1]
+
+
+def test_the_gate_moves_s_to_n_only_in_fibrillation():
+    bc = model_contract("beat", FEATURES, 0)
+    assert bc.af_gate == default_af_gate()
+    probs = np.array([[0.2, 0.7, 0.05, 0.05, 0.0]], dtype=np.float32)
+    before = probs.copy()
+    af = _context(bc, 0.9, 0.66, 0.2)
+    ectopy = _context(bc, 0.5, 0.9, 0.2)  # a few RR values in a pattern: frequent ectopy
+    steady = _context(bc, 0.9, 0.66, 0.02)  # flat histogram but hardly any irregularity
+    gated = gate_af(probs, af, bc)
+    np.testing.assert_allclose(gated, [[0.9, 0.0, 0.05, 0.05, 0.0]])
+    for ctx in (ectopy, steady):
+        np.testing.assert_array_equal(gate_af(probs, ctx, bc), probs)
+    np.testing.assert_array_equal(probs, before)  # not in place
+    v = np.array([[0.1, 0.1, 0.8, 0.0, 0.0]], dtype=np.float32)
+    np.testing.assert_allclose(gate_af(v, af, bc), [[0.2, 0.0, 0.8, 0.0, 0.0]])  # V stays V
+
+
+def test_absent_evidence_and_models_without_a_gate_are_not_gated():
+    bc = model_contract("beat", FEATURES, 2)
+    absent = select(bc, np.zeros((1, len(contract.CHANNELS), contract.BEAT_LEN), np.float32),
+                    ABSENT[None], np.tile(ABSENT, (1, 4, 1)))[1]  # fmt: skip
+    assert not in_af(absent, bc).any()  # a Kaggle row, or a stream's first beats
+    off = model_contract("beat", FEATURES, 0, af_gate=False)
+    assert off.af_gate == () and not in_af(_context(off, 0.9, 0.66, 0.2), off).any()
+    assert model_contract("beat", "rr_local", 0).af_gate == ()  # no evidence to gate on
+
+
+def test_the_gate_travels_in_the_contract_and_is_checked():
+    bc = model_contract("beat", FEATURES, 1)
+    back = contract.BeatContract.from_dict(bc.to_dict())
+    assert back == bc and back.af_gate == default_af_gate()
+    assert contract.BeatContract.from_dict({**bc.to_dict(), "af_gate": []}).af_gate == ()
+    with pytest.raises(ValueError, match="af_gate"):
+        dataclasses.replace(bc, af_gate=(0.7, 0.5, 0.85))
+    with pytest.raises(ValueError, match="af_gate"):
+        dataclasses.replace(contract.CURRENT, af_gate=default_af_gate())  # reads no AF evidence
+
+
+def test_the_shipped_model_gates_its_s_beats_in_fibrillation():
+    clf = BeatClassifier(device="cpu")
+    assert clf.contract.af_gate == default_af_gate()
+    n_channels, _ = clf.contract.n_inputs()
+    rng = np.random.default_rng(0)
+    x = rng.random((64, n_channels, contract.BEAT_LEN), dtype=np.float32)
+    ctx = np.repeat(_context(clf.contract, 0.9, 0.66, 0.2), 64, axis=0)
+    probs = clf.predict(x, ctx)
+    assert (probs[:, contract.CLASSES.index("S")] == 0).all()
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
