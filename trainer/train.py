@@ -76,9 +76,9 @@ DEFAULT_CONV: tuple[int, ...] = (32, 64, 64)
 DEFAULT_NATURAL: tuple[str, ...] = ("F", "Q")
 #: The AF gate's floor on `rr_irregularity` (median successive RR change over the median RR):
 #: on DS1 cross-validation (4 folds x 3 seeds, the shipped setting's saved validation outputs)
-#: floors of 0.05, 0.08, 0.10, 0.12, 0.15, 0.20 gave pooled macro F1 57.9, 57.7, 57.5, 57.3,
-#: 56.8, 56.1 (± 0.4) against 54.9 ± 0.6 without the gate, S Se / +P 56.7 / 57.5 ... 63.2 /
-#: 41.9; 0.10 keeps more S beats than the lowest floors within one sd of the best.
+#: floors of 0.05, 0.08, 0.10, 0.12, 0.15, 0.20 gave pooled macro F1 58.0, 57.8, 57.6, 57.4,
+#: 56.9, 56.2 (± 0.4-0.5) against 54.9 ± 0.6 without the gate, S Se / +P 56.7 / 57.3 ... 63.2
+#: / 41.7; 0.10 keeps more S beats than the lower floors, within one sd of the best.
 AF_GATE_IRREGULARITY = 0.10
 #: Per-step decay of the weight average that is validated and shipped (0: the raw weights).
 DEFAULT_EMA = 0.0
