@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from monitor.alarms import AlarmSettings
+from monitor.alarms.leads import OtherLead
 from monitor.alarms.vf import VFDetector, VFReading, VFSettings, vf_readings
 from monitor.records import read_lead
 from monitor.signal.resample import resample
@@ -243,6 +245,20 @@ def test_a_flat_analysed_lead_with_beats_on_the_other_is_leads_off_not_asystole(
     assert any(a.kind == "asystole" for a in one)  # one lead cannot tell them apart
 
 
+
+
+def test_other_lead_holds_its_last_seconds_in_order_whatever_the_chunks():
+    fs = 250.0
+    other = OtherLead(fs, AlarmSettings())
+    x = np.arange(30_000, dtype=np.float64)
+    rng = np.random.default_rng(1)
+    pos = 0
+    while pos < len(x):
+        chunk = x[pos : pos + int(rng.choice([1, 7, 90, 250, 7_000]))]  # 7 000 > the 24 s held
+        other.feed(chunk, pos / fs)
+        pos += len(chunk)
+        keep = round(24 * fs)
+        np.testing.assert_array_equal(other.samples(), x[max(0, pos - keep) : pos])
 
 
 def _fault_minute(lead, replace, n_s: float = 180.0, start_s: float = 0.0):

@@ -76,7 +76,12 @@ class OtherLead:
         self.settings = settings
         self._need = round((WINDOW_S + LEARN_S) * fs)
         self._keep = round((BEFORE_S + WINDOW_S + LEARN_S) * fs)
-        self._ring = np.zeros(0)
+        # A circular buffer: every chunk is written in place (a copy of the whole 24 s per
+        # chunk cost a worker about 8 % of its beds); the held samples are put in order only
+        # when the lead is asked about, which is rare.
+        self._ring = np.zeros(self._keep)
+        self._held = 0  # samples held, at most _keep
+        self._write = 0  # where the next sample goes
         self._end_time = 0.0  # stream time just after the last sample
         self._asked: tuple[float, tuple[np.ndarray, np.ndarray] | None] | None = None
         #: (the analysed lead's last beat, the median and the SIZE_QUANTILE of this lead's
@@ -85,8 +90,19 @@ class OtherLead:
 
     def feed(self, x: np.ndarray, time: float) -> None:
         """Samples starting at stream `time`."""
-        self._ring = np.concatenate([self._ring, x])[-self._keep :]
         self._end_time = time + len(x) / self.fs
+        x = np.asarray(x, dtype=np.float64)[-self._keep :]
+        first = min(len(x), self._keep - self._write)  # the rest wraps to the start
+        self._ring[self._write : self._write + first] = x[:first]
+        self._ring[: len(x) - first] = x[first:]
+        self._write = (self._write + len(x)) % self._keep
+        self._held = min(self._keep, self._held + len(x))
+
+    def samples(self) -> np.ndarray:
+        """The held samples, oldest first (up to the last BEFORE_S + WINDOW_S + LEARN_S)."""
+        if self._held < self._keep:
+            return self._ring[: self._held].copy()
+        return np.concatenate([self._ring[self._write :], self._ring[: self._write]])
 
     def shows_beats(self, time: float) -> bool:
         """Whether this lead showed a steady train of R-peaks in the `WINDOW_S` before `time`:
@@ -132,7 +148,7 @@ class OtherLead:
         if found is None:
             return False
         peaks = found[0]
-        start = self._end_time - len(self._ring) / self.fs + LEARN_S
+        start = self._end_time - self._held / self.fs + LEARN_S
         mine = np.asarray([b for b in beats if start <= b <= until], dtype=np.float64)
         if len(mine) < STEADY_BEATS:
             return False
@@ -158,7 +174,7 @@ class OtherLead:
     def _detect(self) -> tuple[np.ndarray, np.ndarray] | None:
         s = self.settings
         flat_n = max(2, round(s.flat_s * self.fs))
-        x = self._ring
+        x = self.samples()
         if len(x) < self._need or float(np.ptp(x[-flat_n:])) < s.flat_ptp_mv:
             return None
         window = x[-self._need :]
