@@ -30,6 +30,7 @@ _TEMPLATE = ["--features", "rr_local,rr_long,template", *_V1_TRAINING]
 _SHIPPED = ["--channels", "beat", "--features", "rr_local,rr_long,template", "--natural", "F,Q"]
 _RHYTHM = ["--channels", "beat", "--natural", "F,Q", "--conv-channels", "32,64,64",
            "--sequence", "2"]  # fmt: skip
+_AF_EVIDENCE = ["--features", "rr_local,rr_long,rhythm,template,pwave,af", *_RHYTHM]
 #: Each input setting adds one thing to the one before it; flags go to trainer.train.
 SETTINGS: dict[str, tuple[str, list[str]]] = {
     "today": ("today's model (beat, local RR)", _TODAY),
@@ -79,11 +80,11 @@ SETTINGS: dict[str, tuple[str, list[str]]] = {
     ),
     "af_evidence": (
         "… and atrial-fibrillation evidence (RR entropy, turning points) on the shipped inputs",
-        ["--features", "rr_local,rr_long,rhythm,template,pwave,af", *_RHYTHM],
+        _AF_EVIDENCE,
     ),
     "weight_average": (
         "… and the weights averaged over about the last 200 steps (EMA 0.995)",
-        ["--features", "rr_local,rr_long,rhythm,template,pwave,af", *_RHYTHM, "--ema", "0.995"],
+        [*_AF_EVIDENCE, "--ema", "0.995"],
     ),
     "long_only": (
         "… and RR ratios over the long-term mean only",

@@ -26,16 +26,15 @@ from trainer.ablation import SETTINGS, run_many, write_table
 SCORED = ("N", "S", "V", "F")
 
 
-def pooled(runs: list[dict], key: str = "val_confusion") -> dict:
-    """`metrics.summarise` of the folds' validation confusion matrices added up (`key`:
-    the network's, or "served_confusion": through the model's decision rule)."""
-    cm = np.sum([np.asarray(r[key]) for r in runs], axis=0)
+def pooled(runs: list[dict]) -> dict:
+    """`metrics.summarise` of the folds' validation confusion matrices added up."""
+    cm = np.sum([np.asarray(r["val_confusion"]) for r in runs], axis=0)
     return metrics.summarise(cm, contract.CLASSES)
 
 
-def macro_f1(runs: list[dict], key: str = "val_confusion") -> float:
+def macro_f1(runs: list[dict]) -> float:
     """Macro F1 over the SCORED classes of the runs' pooled validation matrix."""
-    m = pooled(runs, key)
+    m = pooled(runs)
     return float(np.mean([m["per_class"][c]["f1"] or 0.0 for c in SCORED]))
 
 

@@ -297,8 +297,8 @@ def default_af_gate() -> tuple[float, float, float, float]:
 def decide(model: nn.Module, data: BeatSet, bc: contract.BeatContract) -> np.ndarray:
     """Class indices as the served model gives them: the network's probabilities through the
     contract's decision rule (`monitor.decision`)."""
-    logits = torch.from_numpy(predict_logits(model, data, bc))
-    _, ctx = data.inputs(bc)
+    x, ctx = data.inputs(bc)
+    logits = torch.from_numpy(network_logits(model, x, ctx))
     return gate_af(torch.softmax(logits, dim=1).numpy(), ctx, bc).argmax(1)
 
 
@@ -374,11 +374,15 @@ def balance_weights(labels: np.ndarray, natural: tuple[str, ...] = ()) -> np.nda
 
 
 def predict_logits(model: nn.Module, data: BeatSet, bc: contract.BeatContract) -> np.ndarray:
+    return network_logits(model, *data.inputs(bc))
+
+
+def network_logits(model: nn.Module, x_all: np.ndarray, ctx_all: np.ndarray) -> np.ndarray:
+    """The network's logits for model inputs (waveform channels, context), in batches."""
     model.eval()
-    x_all, ctx_all = data.inputs(bc)
     out = []
     with torch.inference_mode():
-        for i in range(0, len(data), EVAL_BATCH):
+        for i in range(0, len(x_all), EVAL_BATCH):
             x = torch.from_numpy(x_all[i : i + EVAL_BATCH])
             out.append(model(x, torch.from_numpy(ctx_all[i : i + EVAL_BATCH])).numpy())
     return np.concatenate(out) if out else np.zeros((0, len(contract.CLASSES)), np.float32)
