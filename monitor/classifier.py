@@ -25,7 +25,7 @@ import torch
 
 from monitor import contract
 from monitor.contract import BeatContract
-from monitor.decision import gate_af
+from monitor.decision import decide
 from monitor.errors import ContractError, InputError
 from monitor.inputs import absent_context, beat_inputs, select
 
@@ -181,7 +181,7 @@ class BeatClassifier:
     def predict(self, x: np.ndarray, context: np.ndarray) -> np.ndarray:
         """Class probabilities (n, n_classes) float32 for model inputs built by `monitor.inputs`:
         waveform channels `x` (n, channels, beat_len) and context values (n, k); the model's
-        decision rule (`monitor.decision`) applied."""
+        decision rules (`monitor.decision`) applied."""
         x = np.asarray(x, dtype=np.float32)
         r = np.asarray(context, dtype=np.float32)
         n_channels, n_context = self.contract.n_inputs()
@@ -198,7 +198,7 @@ class BeatClassifier:
                 xb = torch.from_numpy(x[i : i + BATCH]).to(self.device)
                 rb = torch.from_numpy(r[i : i + BATCH]).to(self.device)
                 out[i : i + BATCH] = self._module(xb, rb).float().cpu().numpy()
-        return gate_af(out, r, self.contract)
+        return decide(out, r, self.contract)
 
     def predict_beats(self, beats: Sequence[Beat]) -> np.ndarray:
         """Class probabilities (n, n_classes) for beats cut by `monitor.beats.BeatExtractor`."""

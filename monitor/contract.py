@@ -189,6 +189,9 @@ class BeatContract:
     #: RR entropy (at least), turning-point share (between two) and irregularity (at least)
     #: above which its S probability goes to N; empty: the network's answer as it is.
     af_gate: tuple[float, ...] = ()
+    #: Classes the model does not call: their probability is reported as N's
+    #: (`monitor.decision.report_as_n`); empty: every class as the network answers.
+    report_as_n: tuple[str, ...] = ()
     model_version: str = "unversioned"
     data_split: str = "unknown"
     data_hash: str = "unknown"
@@ -196,7 +199,7 @@ class BeatContract:
 
     PROVENANCE = ("model_version", "data_split", "data_hash", "extra")
     #: The inputs a model chooses; the loader checks them against the core, not against CURRENT.
-    CHOICES = ("channels", "features", "sequence", "af_gate")
+    CHOICES = ("channels", "features", "sequence", "af_gate", "report_as_n")
 
     def __post_init__(self) -> None:
         if not self.channels or self.channels[0] != "beat":
@@ -215,6 +218,11 @@ class BeatContract:
                 f"af_gate must be 4 thresholds on a model reading {', '.join(AF_GATE_FEATURES)}, "
                 f"got {self.af_gate!r} with features {', '.join(self.features)}"
             )
+        if "N" in self.report_as_n or not set(self.report_as_n) <= set(self.classes):
+            raise ValueError(
+                f"report_as_n takes classes of {'/'.join(self.classes)} other than N, "
+                f"got {self.report_as_n!r}"
+            )
 
     @property
     def normalisation(self) -> str:
@@ -232,7 +240,7 @@ class BeatContract:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        for key in ("classes", "channels", "features", "af_gate"):
+        for key in ("classes", "channels", "features", "af_gate", "report_as_n"):
             d[key] = list(d[key])
         d["normalisation"] = self.normalisation
         return d
@@ -245,7 +253,7 @@ class BeatContract:
             if f.name not in d:
                 continue
             value = d[f.name]
-            if f.name in ("classes", "channels", "features"):
+            if f.name in ("classes", "channels", "features", "report_as_n"):
                 value = tuple(value)
             elif f.name == "af_gate":
                 value = tuple(float(v) for v in value)

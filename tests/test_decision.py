@@ -1,4 +1,5 @@
-"""The decision rule after the network: S in atrial fibrillation goes to N, nothing else moves."""
+"""The decision rules after the network: S in atrial fibrillation goes to N, nothing else moves;
+the classes a model does not call are reported as N."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ import pytest
 from monitor import contract
 from monitor.classifier import BeatClassifier
 from monitor.context import ABSENT
-from monitor.decision import gate_af, in_af
+from monitor.decision import decide, gate_af, in_af, report_as_n
+from monitor.errors import InputError
 from monitor.inputs import select
-from trainer.train import default_af_gate, model_contract
+from trainer.train import DEFAULT_REPORT_AS_N, default_af_gate, model_contract, parse_args
 
 FEATURES = "rr_local,rr_long,rhythm,af"
 
@@ -76,4 +78,43 @@ def test_the_shipped_model_gates_its_s_beats_in_fibrillation():
     ctx = np.repeat(_context(clf.contract, 0.9, 0.66, 0.2), 64, axis=0)
     probs = clf.predict(x, ctx)
     assert (probs[:, contract.CLASSES.index("S")] == 0).all()
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_a_beat_called_a_class_reported_as_n_is_n_and_no_other_call_changes():
+    bc = model_contract("beat", FEATURES, 0, report_as_n=("F",))
+    probs = np.array([[0.3, 0.1, 0.2, 0.4, 0.0], [0.1, 0.0, 0.5, 0.4, 0.0]], dtype=np.float32)
+    np.testing.assert_allclose(
+        report_as_n(probs, bc),
+        [[0.7, 0.1, 0.2, 0.0, 0.0], [1 / 6, 0.0, 5 / 6, 0.0, 0.0]],  # V stays V
+        rtol=1e-6,
+    )
+    assert probs[0, 3] == np.float32(0.4)  # not in place
+    plain = model_contract("beat", FEATURES, 0)
+    np.testing.assert_array_equal(report_as_n(probs, plain), probs)
+    both = decide(np.array([[0.2, 0.5, 0.0, 0.3, 0.0]]), _context(bc, 0.9, 0.66, 0.2), bc)
+    np.testing.assert_allclose(both, [[1.0, 0.0, 0.0, 0.0, 0.0]])  # AF gate, then F as N
+
+
+def test_report_as_n_travels_in_the_contract_and_is_checked():
+    bc = model_contract("beat", FEATURES, 0, report_as_n=("F", "Q"))
+    back = contract.BeatContract.from_dict(bc.to_dict())
+    assert back == bc and back.report_as_n == ("F", "Q")
+    old = {k: v for k, v in bc.to_dict().items() if k != "report_as_n"}
+    assert contract.BeatContract.from_dict(old).report_as_n == ()  # a file from before the rule
+    for bad in (("N",), ("X",)):
+        with pytest.raises(ValueError, match="report_as_n"):
+            dataclasses.replace(bc, report_as_n=bad)
+    assert parse_args([]).inputs.report_as_n == DEFAULT_REPORT_AS_N == ("F",)
+    assert parse_args(["--report-as-n", "none"]).inputs.report_as_n == ()
+    with pytest.raises(InputError, match="report-as-n"):
+        parse_args(["--report-as-n", "N"])
+
+
+def test_the_shipped_model_reports_no_fusion_beats():
+    clf = BeatClassifier(device="cpu")
+    assert clf.contract.report_as_n == ("F",)
+    rng = np.random.default_rng(1)
+    probs = clf.predict_bare(rng.random((256, contract.BEAT_LEN), dtype=np.float32))
+    assert (probs[:, contract.CLASSES.index("F")] == 0).all()
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)

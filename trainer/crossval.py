@@ -39,7 +39,7 @@ def macro_f1(runs: list[dict]) -> float:
 
 
 def served(results: dict[str, dict[int, list[dict]]]) -> dict[str, dict[int, list[dict]]]:
-    """The settings whose every run has figures through a decision rule (the AF gate), as
+    """The settings whose every run has figures through the decision rules (AF gate, F as N), as
     they are served: their rows again, the served confusion matrices in place."""
     out = {}
     for name, by_seed in results.items():
@@ -95,7 +95,8 @@ def _main(argv: list[str] | None) -> int:
     text = table(results)
     gated = served(results)
     if gated:
-        text += "\n\nAs served, through the model's AF gate (monitor.decision):\n\n" + table(gated)
+        text += "\n\nAs served, through the model's decision rules (monitor.decision):\n\n"
+        text += table(gated)
     write_table(text, Path(args.out))
     return 0
 
