@@ -189,7 +189,7 @@ class BeatContract:
     #: RR entropy (at least), turning-point share (between two) and irregularity (at least)
     #: above which its S probability goes to N; empty: the network's answer as it is.
     af_gate: tuple[float, ...] = ()
-    #: Classes the model does not call: their probability is reported as N's
+    #: Classes the model never calls: a beat the network calls one of them is reported N
     #: (`monitor.decision.report_as_n`); empty: every class as the network answers.
     report_as_n: tuple[str, ...] = ()
     model_version: str = "unversioned"

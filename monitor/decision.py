@@ -18,7 +18,7 @@ annotator, offline page, evaluation, the trainer's test figures) goes through `d
 The second rule reports the classes of `BeatContract.report_as_n` as N. MIT-BIH's DS1 holds its
 fusion beats (F) in essentially one patient (208), so the network cannot learn what F looks like
 on another: on DS1 cross-validation 0.6 % of its F calls were right, and most of the rest were
-normal beats (on a patient it never saw, a narrow beat a little unlike the others). A fusion beat
+normal beats. A beat it calls F is therefore reported N, and no other call moves. A fusion beat
 is a normal conduction met by a ventricular one; reported as N it costs nothing a ward uses (no
 alarm counts F), where a false F takes a normal beat.
 """

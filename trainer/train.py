@@ -197,9 +197,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--report-as-n",
         default=",".join(DEFAULT_REPORT_AS_N),
         metavar="CLASSES",
-        help="classes the served model reports as N, comma-separated: their probability is "
-        f"added to N's (default {','.join(DEFAULT_REPORT_AS_N) or 'none'}: the network's F "
-        "calls on unseen patients are almost all normal beats; 'none': every class)",
+        help="classes the served model never calls, comma-separated: a beat the network calls "
+        f"one of them is reported N (default {','.join(DEFAULT_REPORT_AS_N) or 'none'}: the "
+        "network's F calls on unseen patients are almost all normal beats; 'none': every class)",
     )
     p.add_argument(
         "--fold",
