@@ -15,7 +15,8 @@ from monitor.errors import InputError
 from monitor.inputs import absent_context, select
 from trainer import train
 from trainer.augment import augment, window_lengths
-from trainer.dataset import build_beatset, load_kaggle_csv
+from trainer.dataset import build_beatset, empty_beatset, load_kaggle_csv
+from trainer.model import CNNBiLSTM
 
 
 @pytest.mark.parametrize(
@@ -270,3 +271,19 @@ def test_cross_validation_pools_the_folds_confusion_matrices():
     again = crossval.served({"rhythm": {0: gated}, "other": {0: runs}})
     assert list(again) == ["rhythm"]
     assert crossval.pooled(again["rhythm"][0])["per_class"]["S"]["ppv"] == 1.0
+
+
+def test_the_version_names_the_weights_and_the_rules_they_are_served_by():
+    model = CNNBiLSTM(channels=(4, 4, 4), lstm_hidden=4, dense=4)
+    empty = empty_beatset()
+    split = train.Split(empty, empty, empty, "inter", "test split")
+    best = {"epoch": 1, "val_macro_f1": 0.5}
+    versions, weights = [], []
+    for flags in ([], ["--report-as-n", "none"], ["--no-af-gate"]):
+        args = train.parse_args(flags)
+        args.argv = flags
+        bc = train.export_contract(model, split, args, best)
+        versions.append(bc.model_version.rsplit("-", 1)[1])
+        weights.append(bc.extra["weights_hash"])
+    assert len(set(versions)) == 3  # other rules, other version
+    assert len(set(weights)) == 1  # the same weights, as their own hash says

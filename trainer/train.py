@@ -623,10 +623,17 @@ def plot_curves(history: list[dict], path: Path) -> None:
 
 
 def export_contract(model: nn.Module, split: Split, args: argparse.Namespace, best: dict):
-    """The shipped contract: the current beat rules plus where this model came from."""
+    """The shipped contract: the current beat rules plus where this model came from.
+
+    The version ends in a hash of the weights and of the model's choices (inputs and decision
+    rules), so the same weights served by other rules are another version; the weights' own
+    hash is kept beside it (`extra["weights_hash"]`)."""
     h = hashlib.sha256()
     for v in model.state_dict().values():
         h.update(v.detach().cpu().numpy().tobytes())
+    weights = h.hexdigest()[:8]
+    choices = {name: getattr(args.inputs, name) for name in contract.BeatContract.CHOICES}
+    h.update(json.dumps(choices, sort_keys=True).encode())
     now = datetime.now(timezone.utc)
     return dataclasses.replace(
         args.inputs,
@@ -634,6 +641,7 @@ def export_contract(model: nn.Module, split: Split, args: argparse.Namespace, be
         data_split=split.description,
         data_hash=split.train.fingerprint(),
         extra={
+            "weights_hash": weights,
             "trained_utc": now.isoformat(timespec="seconds"),
             "seed": str(args.seed),
             "best_epoch": str(best["epoch"]),
