@@ -234,9 +234,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         raise InputError("--split and --records do not apply to --kaggle-csv (already split)")
     args.inputs = model_contract(
         args.channels, args.features, args.sequence, af_gate=not args.no_af_gate,
-        report_as_n=tuple(c for c in args.report_as_n.split(",") if c and c != "none"),
+        report_as_n=_classes(args.report_as_n),
     )  # fmt: skip
-    args.natural = tuple(c for c in args.natural.split(",") if c and c != "none")
+    args.natural = _classes(args.natural)
     if set(args.natural) - set(contract.CLASSES):
         raise InputError(f"--natural takes classes of {'/'.join(contract.CLASSES)}, "
                          f"got {','.join(args.natural)}")  # fmt: skip
@@ -260,6 +260,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.records:
         args.records = [r for item in args.records for r in item.split(",") if r]
     return args
+
+
+def _classes(text: str) -> tuple[str, ...]:
+    """A comma-separated class flag (--natural, --report-as-n); 'none' names no class."""
+    return tuple(c for c in text.split(",") if c and c != "none")
 
 
 def _fold(text: str | None, split: str) -> tuple[int, int] | None:
