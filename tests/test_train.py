@@ -200,6 +200,21 @@ def test_weight_average_follows_the_weights_and_copies_the_batch_counter():
         train.WeightAverage(model, decay=1.0)
 
 
+def test_equal_weight_average_is_the_mean_of_its_snapshots():
+    model = train.CNNBiLSTM(n_context=len(contract.FEATURE_GROUPS["rr_local"]), channels=(4,))
+    average = train.WeightAverage(model)  # no decay: every update weighs the same
+    snapshots = []
+    for step in (1.0, 2.0, 6.0):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(step)
+        snapshots.append([p.clone() for p in model.parameters()])
+        average.update(model)
+    for i, p in enumerate(average.model.parameters()):
+        torch.testing.assert_close(p, sum(s[i] for s in snapshots) / 3)
+    assert average.updates == 3
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -212,6 +227,11 @@ def test_weight_average_follows_the_weights_and_copies_the_batch_counter():
         (["--fold", "5/4"], "--fold must be I/N"),
         (["--fold", "two"], "--fold must be I/N"),
         (["--fold", "1/4", "--split", "intra"], "not for the intra split"),
+        (["--refit"], "add --select last and --schedule cosine or constant"),
+        (["--average-epochs", "5"], "needs --select last"),
+        (["--average-epochs", "30", "--select", "last"], "between 0 and --epochs"),
+        (["--refit", "--select", "last", "--schedule", "cosine", "--fold", "1/4"],
+         "not with --fold"),
     ],
 )
 def test_bad_arguments_are_one_line_errors(argv, message, capsys, tmp_path):
@@ -246,6 +266,32 @@ def test_tiny_training_run_ships_a_loadable_model(mitdb_dir, tmp_path):
     found = probs.argmax(axis=1) == contract.CLASSES.index("V")
     print(f"V Se {np.mean(found[is_v]):.3f}, +P {np.mean(is_v[found]):.3f}")
     assert np.mean(found[is_v]) > 0.7 and np.mean(is_v[found]) > 0.7
+
+
+@pytest.mark.slow
+def test_refit_trains_on_the_validation_patients_for_every_epoch(mitdb_dir, tmp_path):
+    out = tmp_path / "run"
+    argv = [
+        "--data-dir", str(mitdb_dir), "--records", "101", "106", "119", "100",
+        "--refit", "--select", "last", "--schedule", "cosine", "--epochs", "3",
+        "--epoch-beats", "512", "--threads", "1", "--out", str(out),
+        "--cache-dir", str(tmp_path / "cache"), "--no-progress",
+    ]  # fmt: skip
+    assert train.main(argv) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["split"].startswith("inter: train 101 106 119; validation patients none")
+    assert config["counts"]["val"]["N"] == 0 and config["counts"]["test"]["N"] > 2000
+    log = json.loads((out / "log.json").read_text())
+    assert [r["epoch"] for r in log] == [1, 2, 3]  # no early stopping: nothing to stop on
+    assert all(r["val_macro_f1"] is None for r in log)
+    lr = [r["lr"] for r in log]
+    assert lr[0] == pytest.approx(1e-3) and lr[0] > lr[1] > lr[2] > 0  # cosine, blind
+    results = json.loads((out / "metrics.json").read_text())
+    assert results["best"]["epoch"] == 3 and "val_served" not in results
+    assert results["test"]["n"] > 2000
+    clf = BeatClassifier(out / "model.pt", device="cpu")
+    assert clf.contract.extra["best_epoch"] == "3"
+    assert clf.contract.extra["val_macro_f1"] == "none"
 
 
 def test_cross_validation_pools_the_folds_confusion_matrices():

@@ -86,6 +86,18 @@ SETTINGS: dict[str, tuple[str, list[str]]] = {
         "… and the weights averaged over about the last 200 steps (EMA 0.995)",
         [*_AF_EVIDENCE, "--ema", "0.995"],
     ),
+    "cosine_last": (
+        "… and a cosine learning rate over 20 epochs, the last epoch kept (blind to validation)",
+        [*_AF_EVIDENCE, "--schedule", "cosine", "--select", "last"],
+    ),
+    "constant_last": (
+        "… and a constant learning rate, the last of 20 epochs kept (blind to validation)",
+        [*_AF_EVIDENCE, "--schedule", "constant", "--select", "last"],
+    ),
+    "constant_average": (
+        "… and a constant learning rate, the weights of the last 10 of 20 epochs averaged",
+        [*_AF_EVIDENCE, "--schedule", "constant", "--select", "last", "--average-epochs", "10"],
+    ),
     "long_only": (
         "… and RR ratios over the long-term mean only",
         ["--features", "rr_local_s,rr_available,rr_long,rhythm,template", *_RHYTHM],

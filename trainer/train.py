@@ -86,6 +86,10 @@ AF_GATE_IRREGULARITY = 0.10
 #: F's F1 0.5 -> 0); F's probability added to N on every beat gave N 97.0 but turned V beats to
 #: N and split a VT run of 223; added to V, V +P fell from 69.9 to 64.6.
 DEFAULT_REPORT_AS_N: tuple[str, ...] = ("F",)
+SELECT_MODES = ("best", "last")
+SCHEDULES = ("plateau", "cosine", "constant")
+DEFAULT_SELECT = "best"
+DEFAULT_SCHEDULE = "plateau"
 #: Per-step decay of the weight average that is validated and shipped (0: the raw weights).
 DEFAULT_EMA = 0.0
 
@@ -120,8 +124,30 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="inter: DS1 -> DS2 (default); intra: 80/20 beats of all records; all: production",
     )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--epochs", type=int, default=20, help="most epochs (early stopping may end)")
-    p.add_argument("--patience", type=int, default=DEFAULT_PATIENCE)
+    p.add_argument(
+        "--epochs", type=int, default=20,
+        help="epochs (most epochs with --select best: early stopping may end sooner)",
+    )  # fmt: skip
+    p.add_argument(
+        "--patience", type=int, default=DEFAULT_PATIENCE,
+        help=f"--select best: epochs without a better validation macro F1 before training "
+        f"stops (default {DEFAULT_PATIENCE})",
+    )  # fmt: skip
+    p.add_argument(
+        "--select",
+        choices=SELECT_MODES,
+        default=DEFAULT_SELECT,
+        help="which epoch's weights the run keeps: best (validation macro F1, early stopping) "
+        f"or last (every epoch runs; validation only watched) (default {DEFAULT_SELECT})",
+    )
+    p.add_argument(
+        "--schedule",
+        choices=SCHEDULES,
+        default=DEFAULT_SCHEDULE,
+        help="learning rate: plateau (halved after 2 epochs without a better validation macro "
+        "F1), cosine (from --lr down to 0 over --epochs) or constant (--lr throughout); the "
+        f"last two are blind to validation (default {DEFAULT_SCHEDULE})",
+    )
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument(
         "--epoch-beats",
@@ -188,6 +214,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         f"less in which epoch wins (default {DEFAULT_EMA:g}: the raw weights)",
     )
     p.add_argument(
+        "--average-epochs",
+        type=int,
+        default=0,
+        metavar="K",
+        help="keep the equal average of the weights at the end of each of the last K epochs "
+        "(stochastic weight averaging; needs --select last) (default 0: the raw weights)",
+    )
+    p.add_argument(
         "--no-af-gate",
         action="store_true",
         help="serve the network's answer as it is, without the decision rule that takes the S "
@@ -200,6 +234,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="classes the served model never calls, comma-separated: a beat the network calls "
         f"one of them is reported N (default {','.join(DEFAULT_REPORT_AS_N) or 'none'}: the "
         "network's F calls on unseen patients are almost all normal beats; 'none': every class)",
+    )
+    p.add_argument(
+        "--refit",
+        action="store_true",
+        help="the validation patients train too, so the model learns from every patient of "
+        "the pool (for the model to ship, once settings and epochs are chosen by validation); "
+        "nothing is left to validate, so it needs --select last and a schedule blind to validation",
     )
     p.add_argument(
         "--fold",
@@ -257,6 +298,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             raise InputError(f"{flag} must be in [0, 1), got {getattr(args, name)}")
     args.split = args.split or ("kaggle" if args.kaggle_csv else "inter")
     args.fold = _fold(args.fold, args.split)
+    if args.average_epochs < 0 or args.average_epochs > args.epochs:
+        raise InputError(f"--average-epochs must be between 0 and --epochs ({args.epochs}), "
+                         f"got {args.average_epochs}")  # fmt: skip
+    if args.average_epochs and (args.select != "last" or args.ema):
+        raise InputError("--average-epochs averages the last epochs: it needs --select last "
+                         "and no --ema")  # fmt: skip
+    if args.refit and (args.select != "last" or args.schedule == "plateau"):
+        raise InputError(
+            "--refit leaves no validation set to choose an epoch or to slow the learning "
+            "rate: add --select last and --schedule cosine or constant"
+        )
+    if args.refit and (args.fold or args.split == "intra"):
+        raise InputError("--refit trains on the validation patients: not with --fold or the "
+                         "intra split")  # fmt: skip
     if args.records:
         args.records = [r for item in args.records for r in item.split(",") if r]
     return args
@@ -364,6 +419,8 @@ def load_split(args: argparse.Namespace) -> Split:
     data_dir = resolve_mitdb(args.data_dir, records)
     beats = build_beatset(data_dir, records, args.cache_dir, progress=not args.no_progress)
     tr, va, te = split_indices(beats, args.split, args.seed, args.fold)
+    if args.refit:
+        tr, va = np.union1d(tr, va), va[:0]
     parts = [beats.subset(i) for i in (tr, va, te)]
 
     def recs(b: BeatSet) -> str:
@@ -375,10 +432,9 @@ def load_split(args: argparse.Namespace) -> Split:
             f"{VAL_BEAT_FRACTION:.0%} of training beats; test 20 % of beats"
         )
     else:
-        desc = (
-            f"{args.split}: train {recs(parts[0])}; validation patients {recs(parts[1])}; "
-            f"test {recs(parts[2])}"
-        )
+        held = "none (--refit: the validation patients train too)" if args.refit else recs(parts[1])
+        desc = f"{args.split}: train {recs(parts[0])}; validation patients {held}; " \
+               f"test {recs(parts[2])}"  # fmt: skip
     return Split(*parts, args.split, desc)
 
 
@@ -484,7 +540,9 @@ def train_epoch(
 
 
 class WeightAverage:
-    """An exponential moving average of a model's weights (Polyak averaging).
+    """An average of a model's weights: exponential (Polyak averaging, `decay` per update) or,
+    without `decay`, the equal mean of every update (stochastic weight averaging, Izmailov et
+    al. 2018, over end-of-epoch snapshots).
 
     Validation picks the best epoch from a handful of noisy end-of-epoch snapshots; with the
     heavy class balancing the last few hundred batches can move the rare classes' boundary a
@@ -493,35 +551,45 @@ class WeightAverage:
     counter is copied.
     """
 
-    def __init__(self, model: nn.Module, decay: float) -> None:
-        if not 0.0 < decay < 1.0:
+    def __init__(self, model: nn.Module, decay: float | None = None) -> None:
+        if decay is not None and not 0.0 < decay < 1.0:
             raise ValueError(f"decay must be in (0, 1), got {decay}")
         self.decay = decay
+        self.updates = 0
         self.model = copy.deepcopy(model).eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
+        self.updates += 1
+        share = 1.0 / self.updates if self.decay is None else 1.0 - self.decay
         mine = itertools.chain(self.model.parameters(), self.model.buffers())
         theirs = itertools.chain(model.parameters(), model.buffers())
         for avg, now in zip(mine, theirs, strict=True):
             if avg.dtype.is_floating_point:
-                avg.lerp_(now.detach(), 1.0 - self.decay)
+                avg.lerp_(now.detach(), share)
             else:
                 avg.copy_(now)
 
 
 def fit(model: CNNBiLSTM, split: Split, args: argparse.Namespace, run_dir: Path) -> dict:
-    """Train with early stopping on validation macro F1; return the best epoch's record
-    (of the weight average with `--ema`)."""
+    """Train; return the kept epoch's record (of the weight average with `--ema` or
+    `--average-epochs`): the best validation macro F1 with early stopping (`--select best`),
+    else the last epoch's."""
     gen = seed_everything(args.seed)
     cw = torch.tensor(balance_weights(split.train.labels, args.natural), dtype=torch.float32)
     loss_fn = nn.CrossEntropyLoss(weight=cw if args.balance in ("weights", "both") else None)
     sample_weights = cw[split.train.labels] if args.balance in ("sampler", "both") else None
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=0.5, patience=2)
+    if args.schedule == "cosine":
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=args.epochs)
+    elif args.schedule == "constant":
+        sched = torch.optim.lr_scheduler.ConstantLR(opt, factor=1.0)
+    else:
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=0.5, patience=2)
     average = WeightAverage(model, args.ema) if args.ema else None
+    snapshots = WeightAverage(model) if args.average_epochs else None
     judged = average.model if average else model
     history: list[dict] = []
     best: dict | None = None
@@ -532,60 +600,69 @@ def fit(model: CNNBiLSTM, split: Split, args: argparse.Namespace, run_dir: Path)
             model, split.train, opt, loss_fn, args, sample_weights, gen, f"epoch {epoch}",
             average,
         )  # fmt: skip
-        logits = predict_logits(judged, split.val, args.inputs)
-        val_loss = float(
-            nn.functional.cross_entropy(
-                torch.from_numpy(logits), torch.from_numpy(split.val.labels)
-            )
-        )
-        m = metrics.evaluate(split.val.labels, logits.argmax(1))
-        row = {
-            "epoch": epoch,
-            "train_loss": train_loss,
-            "val_loss": val_loss,
-            "val_macro_f1": m["macro_f1"],
-            "val_accuracy": m["accuracy"],
-            **{
-                f"val_{k}_{c}": m["per_class"][c][k]
-                for k in ("f1", "se", "ppv")
-                for c in contract.CLASSES
-            },
-            "lr": lr,
-            "seconds": time.perf_counter() - t0,
-        }
+        if snapshots is not None and epoch > args.epochs - args.average_epochs:
+            snapshots.update(model)
+            judged = snapshots.model
+        val, confusion = validate(judged, split.val, args.inputs)
+        row = {"epoch": epoch, "train_loss": train_loss, **val, "lr": lr,
+               "seconds": time.perf_counter() - t0}  # fmt: skip
         history.append(row)
-        improved = best is None or row["val_macro_f1"] > best["val_macro_f1"]
-        if improved:
-            best = {**row, "val_confusion": m["confusion"]}
+        f1 = row["val_macro_f1"]
+        improved = f1 is not None and (best is None or f1 > best["val_macro_f1"])
+        if improved or args.select == "last":
+            best = {**row, "val_confusion": confusion}
             torch.save(
-                judged.checkpoint(epoch=epoch, val=m, inputs=args.inputs.to_dict()),
+                judged.checkpoint(epoch=epoch, inputs=args.inputs.to_dict()),
                 run_dir / "best.pt",
             )
         write_log(history, run_dir)
-        log.info(
-            "epoch %d/%d  loss %.4f  val loss %.4f  val macro F1 %.4f  (%s)  lr %.1e  %.0f s%s"
-            "  %s",
-            epoch, args.epochs, train_loss, val_loss, row["val_macro_f1"],
-            " ".join(
-                f"{c} {row[f'val_f1_{c}']:.2f}"
-                for c in contract.CLASSES if row[f"val_f1_{c}"] is not None
-            ),
-            lr, row["seconds"], "  *best" if improved else "",
-            eta(history, args.epochs, args.patience, best["epoch"]),
+        watched = "" if f1 is None else (
+            f"  val loss {row['val_loss']:.4f}  val macro F1 {f1:.4f}  ("
+            + " ".join(f"{c} {row[f'val_f1_{c}']:.2f}" for c in contract.CLASSES
+                       if row[f"val_f1_{c}"] is not None) + ")"
         )  # fmt: skip
-        sched.step(row["val_macro_f1"])
-        if epoch - best["epoch"] >= args.patience:
+        log.info(
+            "epoch %d/%d  loss %.4f%s  lr %.1e  %.0f s%s  %s",
+            epoch, args.epochs, train_loss, watched, lr, row["seconds"],
+            "  *best" if improved else "",
+            eta(history, args.epochs, args.patience, best["epoch"], args.select),
+        )  # fmt: skip
+        if args.schedule == "plateau":
+            sched.step(f1)
+        else:
+            sched.step()
+        if args.select == "best" and epoch - best["epoch"] >= args.patience:
             log.info("no better validation macro F1 for %d epochs: stopping", args.patience)
             break
     plot_curves(history, run_dir / "curves.png")
     return best
 
 
-def eta(history: list[dict], epochs: int, patience: int, best_epoch: int) -> str:
+def validate(
+    model: nn.Module, val: BeatSet, bc: contract.BeatContract
+) -> tuple[dict, list | None]:
+    """One epoch's validation figures (log columns) and confusion matrix; every figure None
+    when the run has no validation set (`--refit`)."""
+    keys = [f"val_{k}_{c}" for k in ("f1", "se", "ppv") for c in contract.CLASSES]
+    if not len(val):
+        return dict.fromkeys(["val_loss", "val_macro_f1", "val_accuracy", *keys]), None
+    logits = predict_logits(model, val, bc)
+    loss = nn.functional.cross_entropy(torch.from_numpy(logits), torch.from_numpy(val.labels))
+    m = metrics.evaluate(val.labels, logits.argmax(1))
+    figures = {f"val_{k}_{c}": m["per_class"][c][k] for k in ("f1", "se", "ppv")
+               for c in contract.CLASSES}  # fmt: skip
+    return {"val_loss": float(loss), "val_macro_f1": m["macro_f1"],
+            "val_accuracy": m["accuracy"], **figures}, m["confusion"]  # fmt: skip
+
+
+def eta(
+    history: list[dict], epochs: int, patience: int, best_epoch: int, select: str = "best"
+) -> str:
     """Time left at the mean epoch time so far: the sooner figure if no better epoch comes
     within `patience` (early stopping), the later one if training runs all `epochs`."""
     done = len(history)
-    soon, late = min(epochs, best_epoch + patience) - done, epochs - done
+    late = epochs - done
+    soon = min(epochs, best_epoch + patience) - done if select == "best" else late
     if late <= 0 or soon <= 0:
         return "last epoch"
     mean = sum(h["seconds"] for h in history) / done
@@ -650,7 +727,8 @@ def export_contract(model: nn.Module, split: Split, args: argparse.Namespace, be
             "trained_utc": now.isoformat(timespec="seconds"),
             "seed": str(args.seed),
             "best_epoch": str(best["epoch"]),
-            "val_macro_f1": f"{best['val_macro_f1']:.4f}",
+            "val_macro_f1": "none" if best["val_macro_f1"] is None
+            else f"{best['val_macro_f1']:.4f}",
             "balance": args.balance,
             "natural": ",".join(args.natural) or "none",
             "augment": str(not args.no_augment),
@@ -680,7 +758,7 @@ def _main(argv: list[str] | None) -> int:
 
     t_start = time.perf_counter()
     split = load_split(args)
-    for name in ("train", "val"):
+    for name in ("train",) if args.refit else ("train", "val"):
         if len(getattr(split, name)) == 0:
             raise InputError(f"the {name} set is empty; give more records")
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -719,11 +797,13 @@ def _main(argv: list[str] | None) -> int:
     best = fit(model, split, args, run_dir)
     train_s = time.perf_counter() - t_fit
     model = CNNBiLSTM.from_checkpoint(torch.load(run_dir / "best.pt", weights_only=False))
-    log.info("best epoch %d: val macro F1 %.4f; trained in %.0f s", best["epoch"],
-             best["val_macro_f1"], train_s)  # fmt: skip
+    watched = "" if best["val_macro_f1"] is None else f": val macro F1 {best['val_macro_f1']:.4f}"
+    log.info("%s epoch %d%s; trained in %.0f s", "kept" if args.select == "last" else "best",
+             best["epoch"], watched, train_s)  # fmt: skip
 
     results = {"best": best, "train_seconds": train_s}
-    if args.inputs.af_gate or args.inputs.report_as_n:  # best epoch's validation as served
+    served = args.inputs.af_gate or args.inputs.report_as_n
+    if served and len(split.val):  # the kept epoch's validation as served
         gated = metrics.evaluate(split.val.labels, decide(model, split.val, args.inputs))
         results["val_served"] = gated
         log.info("validation macro F1 as served %.4f", gated["macro_f1"])
@@ -737,7 +817,7 @@ def _main(argv: list[str] | None) -> int:
             "intra": "held-out 20 % of beats",
             "kaggle": "mitbih_test.csv",
         }[split.name]
-        print(metrics.format_report(m, f"test ({where}), best checkpoint:"))
+        print(metrics.format_report(m, f"test ({where}), {args.select} epoch:"))
     else:
         print("no test set for this split (every record trains); see the validation figures")
 
