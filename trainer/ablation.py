@@ -94,6 +94,10 @@ SETTINGS: dict[str, tuple[str, list[str]]] = {
         "… and a constant learning rate, the last of 20 epochs kept (blind to validation)",
         [*_AF_EVIDENCE, "--schedule", "constant", "--select", "last"],
     ),
+    "constant_last_30": (
+        "… and a constant learning rate, the last of 30 epochs kept (blind to validation)",
+        [*_AF_EVIDENCE, "--schedule", "constant", "--select", "last", "--epochs", "30"],
+    ),
     "constant_average": (
         "… and a constant learning rate, the weights of the last 10 of 20 epochs averaged",
         [*_AF_EVIDENCE, "--schedule", "constant", "--select", "last", "--average-epochs", "10"],
