@@ -2,8 +2,9 @@
 
 The default is the honest setting: inter-patient split, train and choose on DS1 only, report
 on DS2. A run writes everything it did into its run directory (config, per-epoch log, curves,
-best checkpoint, test metrics, TorchScript model) and replaces the shipped model only when asked
-with --export, so an experiment can never silently change what the monitor serves.
+the kept checkpoint `best.pt` (best validation epoch, or the last with `--select last`), test
+metrics, TorchScript model) and replaces the shipped model only when asked with --export, so
+an experiment can never silently change what the monitor serves.
 """
 
 from __future__ import annotations
