@@ -90,6 +90,10 @@ SETTINGS: dict[str, tuple[str, list[str]]] = {
         "… and a cosine learning rate over 20 epochs, the last epoch kept (blind to validation)",
         [*_AF_EVIDENCE, "--schedule", "cosine", "--select", "last"],
     ),
+    "epochs_30": (
+        "… and up to 30 epochs (20), the best validation epoch kept",
+        [*_AF_EVIDENCE, "--epochs", "30"],
+    ),
     "constant_last": (
         "… and a constant learning rate, the last of 20 epochs kept (blind to validation)",
         [*_AF_EVIDENCE, "--schedule", "constant", "--select", "last"],
