@@ -310,9 +310,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             "--refit leaves no validation set to choose an epoch or to slow the learning "
             "rate: add --select last and --schedule cosine or constant"
         )
-    if args.refit and (args.fold or args.split == "intra"):
-        raise InputError("--refit trains on the validation patients: not with --fold or the "
-                         "intra split")  # fmt: skip
+    if args.refit and (args.fold or args.split not in ("inter", "all")):
+        raise InputError("--refit trains on the validation patients of the inter or all split: "
+                         "not with --fold, the intra split or --kaggle-csv")  # fmt: skip
     if args.records:
         args.records = [r for item in args.records for r in item.split(",") if r]
     return args
@@ -434,8 +434,10 @@ def load_split(args: argparse.Namespace) -> Split:
         )
     else:
         held = "none (--refit: the validation patients train too)" if args.refit else recs(parts[1])
-        desc = f"{args.split}: train {recs(parts[0])}; validation patients {held}; " \
-               f"test {recs(parts[2])}"  # fmt: skip
+        desc = (
+            f"{args.split}: train {recs(parts[0])}; validation patients {held}; "
+            f"test {recs(parts[2])}"
+        )
     return Split(*parts, args.split, desc)
 
 
@@ -585,10 +587,10 @@ def fit(model: CNNBiLSTM, split: Split, args: argparse.Namespace, run_dir: Path)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     if args.schedule == "cosine":
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=args.epochs)
-    elif args.schedule == "constant":
-        sched = torch.optim.lr_scheduler.ConstantLR(opt, factor=1.0)
-    else:
+    elif args.schedule == "plateau":
         sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=0.5, patience=2)
+    else:  # constant
+        sched = None
     average = WeightAverage(model, args.ema) if args.ema else None
     snapshots = WeightAverage(model) if args.average_epochs else None
     judged = average.model if average else model
@@ -630,7 +632,7 @@ def fit(model: CNNBiLSTM, split: Split, args: argparse.Namespace, run_dir: Path)
         )  # fmt: skip
         if args.schedule == "plateau":
             sched.step(f1)
-        else:
+        elif sched is not None:
             sched.step()
         if args.select == "best" and epoch - best["epoch"] >= args.patience:
             log.info("no better validation macro F1 for %d epochs: stopping", args.patience)
@@ -644,14 +646,14 @@ def validate(
 ) -> tuple[dict, list | None]:
     """One epoch's validation figures (log columns) and confusion matrix; every figure None
     when the run has no validation set (`--refit`)."""
-    keys = [f"val_{k}_{c}" for k in ("f1", "se", "ppv") for c in contract.CLASSES]
+    per_class = [(k, c) for k in ("f1", "se", "ppv") for c in contract.CLASSES]
     if not len(val):
-        return dict.fromkeys(["val_loss", "val_macro_f1", "val_accuracy", *keys]), None
+        keys = ["val_loss", "val_macro_f1", "val_accuracy"]
+        return dict.fromkeys(keys + [f"val_{k}_{c}" for k, c in per_class]), None
     logits = predict_logits(model, val, bc)
     loss = nn.functional.cross_entropy(torch.from_numpy(logits), torch.from_numpy(val.labels))
     m = metrics.evaluate(val.labels, logits.argmax(1))
-    figures = {f"val_{k}_{c}": m["per_class"][c][k] for k in ("f1", "se", "ppv")
-               for c in contract.CLASSES}  # fmt: skip
+    figures = {f"val_{k}_{c}": m["per_class"][c][k] for k, c in per_class}
     return {"val_loss": float(loss), "val_macro_f1": m["macro_f1"],
             "val_accuracy": m["accuracy"], **figures}, m["confusion"]  # fmt: skip
 
