@@ -94,24 +94,67 @@ def test_kaggle_csv_missing_file(tmp_path):
         load_kaggle_csv(tmp_path / "mitbih_test.csv")
 
 
-def test_training_on_kaggle_csv_files(tmp_path):
-    rng = np.random.default_rng(1)
+def _kaggle_files(folder, seed: int = 1) -> None:
+    """A train and a test CSV of synthetic beats whose peak moves with the class."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(exist_ok=True)
     for name, n in (("mitbih_train.csv", 300), ("mitbih_test.csv", 100)):
         labels = rng.integers(0, 5, n)
         t = np.linspace(0, 1, contract.BEAT_LEN)
         beats = np.exp(-(((t[None, :] - 0.05 * (1 + labels[:, None])) / 0.02) ** 2))
-        _write_csv(tmp_path / name, np.column_stack([beats, labels]))
-    out = tmp_path / "run"
-    argv = [
-        "--kaggle-csv", str(tmp_path), "--epochs", "1", "--epoch-beats", "256",
-        "--threads", "1", "--out", str(out), "--no-progress",
+        _write_csv(folder / name, np.column_stack([beats, labels]))
+
+
+def _kaggle_run(folder, out, *flags: str) -> list[str]:
+    return [
+        "--kaggle-csv", str(folder), "--epochs", "1", "--epoch-beats", "256",
+        "--threads", "1", "--out", str(out), "--no-progress", *flags,
     ]  # fmt: skip
-    assert train.main(argv) == 0
+
+
+def test_training_on_kaggle_csv_files(tmp_path):
+    _kaggle_files(tmp_path)
+    out = tmp_path / "run"
+    assert train.main(_kaggle_run(tmp_path, out)) == 0
     results = json.loads((out / "metrics.json").read_text())
     assert results["test"]["n"] == 100
     clf = BeatClassifier(out / "model.pt", device="cpu")
     assert clf.contract.data_split.startswith("Kaggle CSV")
     assert clf.contract.extra["morph_dropout"] == "0.0"
+
+
+def test_distillation_loss_is_zero_only_where_the_model_answers_as_its_teachers():
+    logits = torch.tensor([[2.0, 0.0, -1.0, 0.0, 0.0], [0.0, 3.0, 0.0, 0.0, -2.0]])
+    for temperature in (1.0, 2.0, 4.0):
+        agree = torch.softmax(logits / temperature, dim=1)
+        assert float(train.distillation_loss(logits, agree, temperature)) == pytest.approx(
+            0.0, abs=1e-6)  # fmt: skip
+    other = torch.softmax(logits.flip(1) / 2.0, dim=1)
+    loss = train.distillation_loss(logits, other, 2.0)
+    kl = (other * (other.log() - torch.log_softmax(logits / 2.0, dim=1))).sum(1).mean()
+    assert float(loss) == pytest.approx(4.0 * float(kl))  # T² keeps the gradients' size
+
+
+def test_a_model_learns_from_teachers_of_the_same_beats_and_inputs_only(tmp_path, caplog):
+    _kaggle_files(tmp_path / "data")
+    _kaggle_files(tmp_path / "other", seed=2)
+    assert train.main(_kaggle_run(tmp_path / "data", tmp_path / "teacher")) == 0
+    teacher = str(tmp_path / "teacher" / "best.pt")
+    with caplog.at_level("INFO"):
+        argv = _kaggle_run(tmp_path / "data", tmp_path / "student", "--teachers", teacher, teacher)
+        assert train.main(argv) == 0
+    assert "distilling 2 teachers (weight 0.5, temperature 2)" in caplog.text
+    refused = (
+        (_kaggle_run(tmp_path / "other", tmp_path / "s2", "--teachers", teacher),
+         "learnt from other beats"),
+        (_kaggle_run(tmp_path / "data", tmp_path / "s3", "--teachers", teacher, "--sequence", "0"),
+         "reads other inputs"),
+        (_kaggle_run(tmp_path / "data", tmp_path / "s4", "--teachers", str(tmp_path / "none.pt")),
+         "cannot read teacher checkpoint"),
+    )  # fmt: skip
+    for argv, message in refused:
+        with pytest.raises(InputError, match=message):
+            train._main(argv)
 
 
 def test_augmented_beats_still_follow_the_contract():
@@ -232,6 +275,8 @@ def test_equal_weight_average_is_the_mean_of_its_snapshots():
         (["--average-epochs", "30", "--select", "last"], "between 0 and --epochs"),
         (["--refit", "--select", "last", "--schedule", "cosine", "--fold", "1/4"],
          "not with --fold"),
+        (["--distill", "1.5"], "--distill must be in [0, 1]"),
+        (["--temperature", "0"], "--temperature must be positive"),
     ],
 )
 def test_bad_arguments_are_one_line_errors(argv, message, capsys, tmp_path):
@@ -317,6 +362,17 @@ def test_cross_validation_pools_the_folds_confusion_matrices():
     again = crossval.served({"rhythm": {0: gated}, "other": {0: runs}})
     assert list(again) == ["rhythm"]
     assert crossval.pooled(again["rhythm"][0])["per_class"]["S"]["ppv"] == 1.0
+
+
+def test_a_taught_setting_learns_from_its_teachers_runs_of_the_same_fold(tmp_path):
+    from trainer import crossval
+
+    assert crossval.taught("distilled", 2, [0, 1], tmp_path) == [
+        "--teachers",
+        str(tmp_path / "af_evidence-f2-s0" / "best.pt"),
+        str(tmp_path / "af_evidence-f2-s1" / "best.pt"),
+    ]
+    assert crossval.taught("af_evidence", 2, [0, 1], tmp_path) == []
 
 
 def test_the_version_names_the_weights_and_the_rules_they_are_served_by():

@@ -106,11 +106,19 @@ SETTINGS: dict[str, tuple[str, list[str]]] = {
         "… and a constant learning rate, the weights of the last 10 of 20 epochs averaged",
         [*_AF_EVIDENCE, "--schedule", "constant", "--select", "last", "--average-epochs", "10"],
     ),
+    "distilled": (
+        "… and taught by the three seeds' runs of af_evidence (knowledge distillation, weight "
+        "0.5, temperature 2)",
+        _AF_EVIDENCE,
+    ),
     "long_only": (
         "… and RR ratios over the long-term mean only",
         ["--features", "rr_local_s,rr_available,rr_long,rhythm,template", *_RHYTHM],
     ),
 }
+#: Settings whose runs learn from another setting's runs of the same patients and seeds
+#: (`--teachers`), which therefore train first.
+TAUGHT_BY: dict[str, str] = {"distilled": "af_evidence"}
 #: Validation figures of the table: (column, key in the best epoch's record).
 COLUMNS = (
     ("macro F1", "val_macro_f1"),

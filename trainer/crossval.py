@@ -20,7 +20,7 @@ import numpy as np
 
 from monitor import contract, metrics
 from monitor.errors import InputError, run_cli
-from trainer.ablation import SETTINGS, run_many, write_table
+from trainer.ablation import SETTINGS, TAUGHT_BY, run_many, write_table
 
 #: Classes the pooled macro F1 averages: Q has a handful of DS1 beats, all in one patient.
 SCORED = ("N", "S", "V", "F")
@@ -73,6 +73,15 @@ def table(results: dict[str, dict[int, list[dict]]]) -> str:
     return "\n".join(lines)
 
 
+def taught(name: str, fold: int, seeds: list[int], out: Path) -> list[str]:
+    """The `--teachers` flags of a setting taught by another (`TAUGHT_BY`): that setting's runs
+    of the same fold, one per seed."""
+    if name not in TAUGHT_BY:
+        return []
+    runs = (out / f"{TAUGHT_BY[name]}-f{fold}-s{s}" for s in seeds)
+    return ["--teachers", *(str(run / "best.pt") for run in runs)]
+
+
 def _main(argv: list[str] | None) -> int:
     p = argparse.ArgumentParser(prog="python -m trainer.crossval", description=__doc__)
     p.add_argument("--settings", nargs="+", choices=list(SETTINGS), required=True)
@@ -84,11 +93,17 @@ def _main(argv: list[str] | None) -> int:
     if args.folds < 2:
         raise InputError(f"--folds must be at least 2, got {args.folds}")
     folds = range(1, args.folds + 1)
-    runs = {
-        (n, f, s): (f"{n}-f{f}", SETTINGS[n][1], s, ["--fold", f"{f}/{args.folds}", *extra])
-        for n in args.settings for s in args.seeds for f in folds
-    }  # fmt: skip
-    done = run_many(runs, Path(args.out), args.jobs)
+    out = Path(args.out)
+    taught_now = set(args.settings) & set(TAUGHT_BY)
+    teachers = {TAUGHT_BY[n] for n in taught_now}
+    done: dict = {}
+    for phase in (teachers | (set(args.settings) - taught_now), taught_now):  # teachers first
+        runs = {
+            (n, f, s): (f"{n}-f{f}", SETTINGS[n][1], s,
+                        ["--fold", f"{f}/{args.folds}", *taught(n, f, args.seeds, out), *extra])
+            for n in sorted(phase) for s in args.seeds for f in folds
+        }  # fmt: skip
+        done |= run_many(runs, out, args.jobs)
     results = {
         n: {s: [done[n, f, s] for f in folds] for s in args.seeds} for n in args.settings
     }

@@ -93,6 +93,10 @@ DEFAULT_SELECT = "best"
 DEFAULT_SCHEDULE = "plateau"
 #: Per-step decay of the weight average that is validated and shipped (0: the raw weights).
 DEFAULT_EMA = 0.0
+#: Knowledge distillation (Hinton et al. 2015): the share of the loss given to the teachers'
+#: answers, and the temperature that lets their second choices show.
+DEFAULT_DISTILL = 0.5
+DEFAULT_TEMPERATURE = 2.0
 
 
 @dataclass
@@ -223,6 +227,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "(stochastic weight averaging; needs --select last) (default 0: the raw weights)",
     )
     p.add_argument(
+        "--teachers",
+        nargs="+",
+        metavar="CKPT",
+        help="checkpoints (a run's best.pt) of models trained on the same patients: the model "
+        "also learns their averaged answers (knowledge distillation: an ensemble's answers at "
+        "one network's serving cost)",
+    )
+    p.add_argument(
+        "--distill",
+        type=float,
+        default=DEFAULT_DISTILL,
+        help="with --teachers: weight of the teachers' answers in the loss, the labels taking "
+        f"the rest (default {DEFAULT_DISTILL:g})",
+    )
+    p.add_argument(
+        "--temperature",
+        type=float,
+        default=DEFAULT_TEMPERATURE,
+        help="with --teachers: softmax temperature of the teachers' and the model's answers "
+        f"in the distillation term (default {DEFAULT_TEMPERATURE:g})",
+    )
+    p.add_argument(
         "--no-af-gate",
         action="store_true",
         help="serve the network's answer as it is, without the decision rule that takes the S "
@@ -272,6 +298,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             raise InputError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
     if not args.lr > 0:
         raise InputError(f"--lr must be positive, got {args.lr}")
+    if not 0.0 <= args.distill <= 1.0:
+        raise InputError(f"--distill must be in [0, 1], got {args.distill}")
+    if not args.temperature > 0:
+        raise InputError(f"--temperature must be positive, got {args.temperature}")
     if args.kaggle_csv and (args.split or args.records):
         raise InputError("--split and --records do not apply to --kaggle-csv (already split)")
     args.inputs = model_contract(
@@ -503,7 +533,10 @@ def train_epoch(
     gen: torch.Generator,
     desc: str,
     average: WeightAverage | None = None,
+    taught: torch.Tensor | None = None,
 ) -> float:
+    """One epoch; `taught` holds the teachers' tempered probabilities of every training beat
+    (`teacher_targets`), learnt beside the labels with weight `args.distill`."""
     from tqdm import tqdm
 
     model.train()
@@ -530,7 +563,11 @@ def train_epoch(
             x = torch.cat([beat.unsqueeze(1), x[:, 1:]], dim=1)
         if args.context_dropout:
             x, ctx = hide_context(x, ctx, args.context_dropout, bc, gen)
-        loss = loss_fn(model(x, ctx), y)
+        logits = model(x, ctx)
+        loss = loss_fn(logits, y)
+        if taught is not None:
+            loss = (1 - args.distill) * loss + args.distill * distillation_loss(
+                logits, taught[idx], args.temperature)  # fmt: skip
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -540,6 +577,39 @@ def train_epoch(
         seen += len(idx)
         bar.set_postfix(loss=f"{total / seen:.4f}")
     return total / max(seen, 1)
+
+
+def distillation_loss(
+    logits: torch.Tensor, taught: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    """KL divergence from the teachers' tempered probabilities to the model's, times T² so
+    its gradients keep their size whatever the temperature (Hinton et al. 2015)."""
+    log_p = nn.functional.log_softmax(logits / temperature, dim=1)
+    return nn.functional.kl_div(log_p, taught, reduction="batchmean") * temperature**2
+
+
+def teacher_targets(
+    paths: list[str], data: BeatSet, bc: contract.BeatContract, temperature: float
+) -> torch.Tensor:
+    """The teachers' tempered probabilities of every beat of `data`, averaged over teachers.
+    A teacher must read the same inputs as the model it teaches and have learnt from the same
+    beats (a teacher that saw the validation patients would leak them into the model)."""
+    probs = []
+    for path in paths:
+        try:
+            ckpt = torch.load(path, weights_only=False, map_location="cpu")
+        except (OSError, RuntimeError, EOFError) as e:
+            raise InputError(f"cannot read teacher checkpoint {path}: {e}") from None
+        if ckpt.get("inputs") != bc.to_dict():
+            raise InputError(f"teacher {path} reads other inputs than this model "
+                             "(channels, features, sequence, decision rules): train it with "
+                             "the same flags")  # fmt: skip
+        if ckpt.get("train_data", data.fingerprint()) != data.fingerprint():
+            raise InputError(f"teacher {path} learnt from other beats than this model (another "
+                             "split, fold or record list)")  # fmt: skip
+        logits = predict_logits(CNNBiLSTM.from_checkpoint(ckpt), data, bc)
+        probs.append(torch.softmax(torch.from_numpy(logits) / temperature, dim=1))
+    return torch.stack(probs).mean(0)
 
 
 class WeightAverage:
@@ -594,6 +664,12 @@ def fit(model: CNNBiLSTM, split: Split, args: argparse.Namespace, run_dir: Path)
     average = WeightAverage(model, args.ema) if args.ema else None
     snapshots = WeightAverage(model) if args.average_epochs else None
     judged = average.model if average else model
+    learnt = split.train.fingerprint()
+    taught = None
+    if args.teachers:
+        taught = teacher_targets(args.teachers, split.train, args.inputs, args.temperature)
+        log.info("distilling %d teachers (weight %g, temperature %g)", len(args.teachers),
+                 args.distill, args.temperature)  # fmt: skip
     history: list[dict] = []
     best: dict | None = None
     for epoch in range(1, args.epochs + 1):
@@ -601,7 +677,7 @@ def fit(model: CNNBiLSTM, split: Split, args: argparse.Namespace, run_dir: Path)
         lr = opt.param_groups[0]["lr"]
         train_loss = train_epoch(
             model, split.train, opt, loss_fn, args, sample_weights, gen, f"epoch {epoch}",
-            average,
+            average, taught,
         )  # fmt: skip
         if snapshots is not None and epoch > args.epochs - args.average_epochs:
             snapshots.update(model)
@@ -615,7 +691,7 @@ def fit(model: CNNBiLSTM, split: Split, args: argparse.Namespace, run_dir: Path)
         if improved or args.select == "last":
             best = {**row, "val_confusion": confusion}
             torch.save(
-                judged.checkpoint(epoch=epoch, inputs=args.inputs.to_dict()),
+                judged.checkpoint(epoch=epoch, inputs=args.inputs.to_dict(), train_data=learnt),
                 run_dir / "best.pt",
             )
         write_log(history, run_dir)
