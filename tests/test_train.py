@@ -157,6 +157,22 @@ def test_a_model_learns_from_teachers_of_the_same_beats_and_inputs_only(tmp_path
             train._main(argv)
 
 
+def test_teachers_train_with_the_flags_that_shape_the_model_and_their_own_seeds(tmp_path):
+    args = train.parse_args(["--epochs=3", "--feat", "rr_local", "--no-augment", "--seed", "4",
+                             "--out", "x", "--no-test", "--threads", "1", "--teacher-seeds", "2",
+                             "--records", "101", "106"])  # fmt: skip
+    assert args.teacher_flags == ["--epochs", "3", "--no-augment", "--features", "rr_local",
+                                  "--records", "101", "106"]  # fmt: skip
+    _kaggle_files(tmp_path / "data")
+    argv = _kaggle_run(tmp_path / "data", tmp_path / "run", "--teacher-seeds", "2", "--seed", "3")
+    assert train.main(argv) == 0
+    teachers = sorted(p.name for p in (tmp_path / "run" / "teachers").glob("teacher-s*/best.pt")
+                      for p in [p.parent])  # fmt: skip
+    assert teachers == ["teacher-s4", "teacher-s5"]
+    clf = BeatClassifier(tmp_path / "run" / "model.pt", device="cpu")
+    assert clf.contract.extra["distilled_from"] == "2 teachers, weight 0.5, temperature 2"
+
+
 def test_augmented_beats_still_follow_the_contract():
     gen = torch.Generator().manual_seed(0)
     x = torch.zeros(50, contract.BEAT_LEN)
@@ -277,6 +293,8 @@ def test_equal_weight_average_is_the_mean_of_its_snapshots():
          "not with --fold"),
         (["--distill", "1.5"], "--distill must be in [0, 1]"),
         (["--temperature", "0"], "--temperature must be positive"),
+        (["--teacher-seeds", "-1"], "--teacher-seeds must be at least 0"),
+        (["--teacher-seeds", "2", "--teachers", "a.pt"], "give one"),
     ],
 )
 def test_bad_arguments_are_one_line_errors(argv, message, capsys, tmp_path):
@@ -364,15 +382,18 @@ def test_cross_validation_pools_the_folds_confusion_matrices():
     assert crossval.pooled(again["rhythm"][0])["per_class"]["S"]["ppv"] == 1.0
 
 
-def test_a_taught_setting_learns_from_its_teachers_runs_of_the_same_fold(tmp_path):
-    from trainer import crossval
+def test_a_taught_setting_trains_after_its_teachers_and_learns_from_their_runs(tmp_path):
+    from trainer import ablation, crossval
 
-    assert crossval.taught("distilled", 2, [0, 1], tmp_path) == [
+    assert ablation.rounds(["distilled", "rhythm"]) == [["rhythm", "af_evidence"], ["distilled"]]
+    assert ablation.rounds(["af_evidence", "distilled"]) == [["af_evidence"], ["distilled"]]
+    assert ablation.rounds(["rhythm"]) == [["rhythm"]]
+    assert ablation.teachers_of("distilled", [0, 1], crossval.fold_runs(tmp_path, 2)) == [
         "--teachers",
         str(tmp_path / "af_evidence-f2-s0" / "best.pt"),
         str(tmp_path / "af_evidence-f2-s1" / "best.pt"),
     ]
-    assert crossval.taught("af_evidence", 2, [0, 1], tmp_path) == []
+    assert ablation.teachers_of("af_evidence", [0, 1], crossval.fold_runs(tmp_path, 2)) == []
 
 
 def test_the_version_names_the_weights_and_the_rules_they_are_served_by():

@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -196,6 +197,23 @@ def run_many(runs: dict, out: Path, jobs: int) -> dict:
     return done
 
 
+def rounds(settings: list[str]) -> list[list[str]]:
+    """The settings to train, in order: first every one that is taught by none, with the
+    teachers of the others (trained even when not asked for), then the taught ones."""
+    taught = [n for n in settings if n in TAUGHT_BY]
+    first = [n for n in settings if n not in TAUGHT_BY]
+    first += sorted({TAUGHT_BY[n] for n in taught} - set(first))
+    return [r for r in (first, taught) if r]
+
+
+def teachers_of(name: str, seeds: list[int], run_dir: Callable[[str, int], Path]) -> list[str]:
+    """The `--teachers` flags of a setting taught by another (`TAUGHT_BY`): that setting's
+    runs (`run_dir(setting, seed)`), one per seed."""
+    if name not in TAUGHT_BY:
+        return []
+    return ["--teachers", *(str(run_dir(TAUGHT_BY[name], s) / "best.pt") for s in seeds)]
+
+
 def write_table(text: str, out: Path) -> None:
     (out / "table.md").write_text(text + "\n")
     print(text)
@@ -208,8 +226,15 @@ def _main(argv: list[str] | None) -> int:
     p.add_argument("--jobs", type=int, default=2, help="runs at a time (one torch thread each)")
     p.add_argument("--out", default="runs/ablation", help="where the runs go")
     args, extra = p.parse_known_args(argv)
-    runs = {(n, s): (n, SETTINGS[n][1], s, extra) for n in args.settings for s in args.seeds}
-    done = run_many(runs, Path(args.out), args.jobs)
+    out = Path(args.out)
+    done: dict = {}
+    for names in rounds(args.settings):
+        runs = {
+            (n, s): (n, SETTINGS[n][1], s,
+                     [*teachers_of(n, args.seeds, lambda t, s: out / f"{t}-s{s}"), *extra])
+            for n in names for s in args.seeds
+        }  # fmt: skip
+        done |= run_many(runs, out, args.jobs)
     results = {n: [done[n, s] for s in args.seeds] for n in args.settings}
     write_table(table(results), Path(args.out))
     return 0

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from monitor import contract, metrics
 from monitor.errors import InputError, run_cli
-from trainer.ablation import SETTINGS, TAUGHT_BY, run_many, write_table
+from trainer.ablation import SETTINGS, rounds, run_many, teachers_of, write_table
 
 #: Classes the pooled macro F1 averages: Q has a handful of DS1 beats, all in one patient.
 SCORED = ("N", "S", "V", "F")
@@ -73,13 +74,9 @@ def table(results: dict[str, dict[int, list[dict]]]) -> str:
     return "\n".join(lines)
 
 
-def taught(name: str, fold: int, seeds: list[int], out: Path) -> list[str]:
-    """The `--teachers` flags of a setting taught by another (`TAUGHT_BY`): that setting's runs
-    of the same fold, one per seed."""
-    if name not in TAUGHT_BY:
-        return []
-    runs = (out / f"{TAUGHT_BY[name]}-f{fold}-s{s}" for s in seeds)
-    return ["--teachers", *(str(run / "best.pt") for run in runs)]
+def fold_runs(out: Path, fold: int) -> Callable[[str, int], Path]:
+    """Where a setting's run of `fold` and a seed goes."""
+    return lambda setting, seed: out / f"{setting}-f{fold}-s{seed}"
 
 
 def _main(argv: list[str] | None) -> int:
@@ -94,14 +91,13 @@ def _main(argv: list[str] | None) -> int:
         raise InputError(f"--folds must be at least 2, got {args.folds}")
     folds = range(1, args.folds + 1)
     out = Path(args.out)
-    taught_now = set(args.settings) & set(TAUGHT_BY)
-    teachers = {TAUGHT_BY[n] for n in taught_now}
     done: dict = {}
-    for phase in (teachers | (set(args.settings) - taught_now), taught_now):  # teachers first
+    for names in rounds(args.settings):
         runs = {
-            (n, f, s): (f"{n}-f{f}", SETTINGS[n][1], s,
-                        ["--fold", f"{f}/{args.folds}", *taught(n, f, args.seeds, out), *extra])
-            for n in sorted(phase) for s in args.seeds for f in folds
+            (n, f, s): (f"{n}-f{f}", SETTINGS[n][1], s, [
+                "--fold", f"{f}/{args.folds}", *extra,
+                *teachers_of(n, args.seeds, fold_runs(out, f))])
+            for n in names for s in args.seeds for f in folds
         }  # fmt: skip
         done |= run_many(runs, out, args.jobs)
     results = {

@@ -96,6 +96,7 @@ DEFAULT_EMA = 0.0
 #: Knowledge distillation (Hinton et al. 2015): the share of the loss given to the teachers'
 #: answers, and the temperature that lets their second choices show.
 DEFAULT_DISTILL = 0.5
+DEFAULT_TEACHER_SEEDS = 0
 DEFAULT_TEMPERATURE = 2.0
 
 
@@ -129,6 +130,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="inter: DS1 -> DS2 (default); intra: 80/20 beats of all records; all: production",
     )
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--split-seed",
+        type=int,
+        help="seed of the split where it draws (validation patients, the intra and Kaggle "
+        "beat splits) (default: --seed); teachers take their student's",
+    )
     p.add_argument(
         "--epochs", type=int, default=20,
         help="epochs (most epochs with --select best: early stopping may end sooner)",
@@ -235,6 +242,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "one network's serving cost)",
     )
     p.add_argument(
+        "--teacher-seeds",
+        type=int,
+        default=DEFAULT_TEACHER_SEEDS,
+        metavar="K",
+        help="first train K teachers, this command with seeds SEED+1 to SEED+K (all at once, "
+        "one torch thread each, in RUN/teachers/), then learn from them as with --teachers "
+        f"(default {DEFAULT_TEACHER_SEEDS}; 0: learn from the labels alone)",
+    )
+    p.add_argument(
         "--distill",
         type=float,
         default=DEFAULT_DISTILL,
@@ -292,12 +308,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="do not evaluate on the test set (for runs that choose settings: never tune on DS2)",
     )
     args = p.parse_args(argv)
+    args.teacher_flags = teacher_flags(p, args)
+    if args.split_seed is None:
+        args.split_seed = args.seed
     for name in ("epochs", "patience", "batch_size", "epoch_beats", "threads"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise InputError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
     if not args.lr > 0:
         raise InputError(f"--lr must be positive, got {args.lr}")
+    if args.teacher_seeds < 0:
+        raise InputError(f"--teacher-seeds must be at least 0, got {args.teacher_seeds}")
+    if args.teachers and args.teacher_seeds:
+        raise InputError("--teachers names the teachers, --teacher-seeds trains them: give one; "
+                         "--teacher-seeds 0 turns the default teachers off")  # fmt: skip
     if not 0.0 <= args.distill <= 1.0:
         raise InputError(f"--distill must be in [0, 1], got {args.distill}")
     if not args.temperature > 0:
@@ -351,6 +375,42 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def _classes(text: str) -> tuple[str, ...]:
     """A comma-separated class flag (--natural, --report-as-n); 'none' names no class."""
     return tuple(c for c in text.split(",") if c and c != "none")
+
+
+#: Options of this command that its teachers do not share: each teacher has its own seed and
+#: run directory, and neither exports, tests nor has teachers of its own.
+NOT_FOR_TEACHERS = ("seed", "split_seed", "out", "export", "no_test", "no_progress", "threads",
+                    "teachers", "teacher_seeds")  # fmt: skip
+
+
+def teacher_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
+    """The flags the user gave (as parsed, so abbreviations and `--flag=value` are read alike)
+    that shape the model, for the teachers to train with."""
+    flags: list[str] = []
+    for action in parser._actions:
+        value = getattr(args, action.dest, None)
+        if value is None or value == action.default or action.dest in NOT_FOR_TEACHERS:
+            continue  # not given (or --help, which leaves no value)
+        flags.append(action.option_strings[-1])
+        if action.nargs == 0:  # store_true
+            continue
+        flags += [str(v) for v in value] if isinstance(value, list) else [str(value)]
+    return flags
+
+
+def train_teachers(args: argparse.Namespace, run_dir: Path) -> list[str]:
+    """Train the `--teacher-seeds` teachers: this command's flags and split, seeds SEED+1 to
+    SEED+K, all at once with one torch thread each (on two cores three of them take two thirds
+    of the time of two rounds); their checkpoints."""
+    from trainer.ablation import run_many  # the runner of the ablation and cross-validation
+
+    seeds = range(args.seed + 1, args.seed + 1 + args.teacher_seeds)
+    out = run_dir / "teachers"
+    log.info("training %d teachers (seeds %s) at once in %s; logs there", len(seeds),
+             ", ".join(map(str, seeds)), out)  # fmt: skip
+    flags = [*args.teacher_flags, "--split-seed", str(args.split_seed)]  # the student's split
+    run_many({s: ("teacher", flags, s, []) for s in seeds}, out, jobs=len(seeds))
+    return [str(out / f"teacher-s{s}" / "best.pt") for s in seeds]
 
 
 def _fold(text: str | None, split: str) -> tuple[int, int] | None:
@@ -429,7 +489,7 @@ def load_split(args: argparse.Namespace) -> Split:
         pool = load_kaggle_csv(folder / "mitbih_train.csv")
         test = load_kaggle_csv(folder / "mitbih_test.csv")
         train, val = stratified_split(
-            pool.labels, VAL_BEAT_FRACTION, np.random.default_rng(args.seed)
+            pool.labels, VAL_BEAT_FRACTION, np.random.default_rng(args.split_seed)
         )
         return Split(
             pool.subset(train),
@@ -449,7 +509,7 @@ def load_split(args: argparse.Namespace) -> Split:
             )
     data_dir = resolve_mitdb(args.data_dir, records)
     beats = build_beatset(data_dir, records, args.cache_dir, progress=not args.no_progress)
-    tr, va, te = split_indices(beats, args.split, args.seed, args.fold)
+    tr, va, te = split_indices(beats, args.split, args.split_seed, args.fold)
     if args.refit:
         tr, va = np.union1d(tr, va), va[:0]
     parts = [beats.subset(i) for i in (tr, va, te)]
@@ -813,6 +873,8 @@ def export_contract(model: nn.Module, split: Split, args: argparse.Namespace, be
             "augment": str(not args.no_augment),
             "morph_dropout": str(args.morph_dropout),
             "context_dropout": str(args.context_dropout),
+            "distilled_from": f"{len(args.teachers)} teachers, weight {args.distill:g}, "
+            f"temperature {args.temperature:g}" if args.teachers else "none",
             "train_beats": json.dumps(split.train.class_counts()),
             "command": "python -m trainer.train " + shlex.join(args.argv),
         },
@@ -872,6 +934,8 @@ def _main(argv: list[str] | None) -> int:
     }
     (run_dir / "config.json").write_text(json.dumps(config, indent=1))
 
+    if args.teacher_seeds:
+        args.teachers = train_teachers(args, run_dir)
     t_fit = time.perf_counter()
     best = fit(model, split, args, run_dir)
     train_s = time.perf_counter() - t_fit
