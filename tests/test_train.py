@@ -294,7 +294,7 @@ def test_equal_weight_average_is_the_mean_of_its_snapshots():
         (["--distill", "1.5"], "--distill must be in [0, 1]"),
         (["--temperature", "0"], "--temperature must be positive"),
         (["--teacher-seeds", "-1"], "--teacher-seeds must be at least 0"),
-        (["--teacher-seeds", "2", "--teachers", "a.pt"], "give one"),
+        (["--teacher-seeds", "2", "--teachers", "a.pt"], "give one of the two"),
     ],
 )
 def test_bad_arguments_are_one_line_errors(argv, message, capsys, tmp_path):

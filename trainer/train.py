@@ -320,8 +320,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.teacher_seeds < 0:
         raise InputError(f"--teacher-seeds must be at least 0, got {args.teacher_seeds}")
     if args.teachers and args.teacher_seeds:
-        raise InputError("--teachers names the teachers, --teacher-seeds trains them: give one; "
-                         "--teacher-seeds 0 turns the default teachers off")  # fmt: skip
+        raise InputError("--teachers names the teachers, --teacher-seeds trains them: give "
+                         "one of the two")  # fmt: skip
     if not 0.0 <= args.distill <= 1.0:
         raise InputError(f"--distill must be in [0, 1], got {args.distill}")
     if not args.temperature > 0:
@@ -654,7 +654,7 @@ def teacher_targets(
     """The teachers' tempered probabilities of every beat of `data`, averaged over teachers.
     A teacher must read the same inputs as the model it teaches and have learnt from the same
     beats (a teacher that saw the validation patients would leak them into the model)."""
-    probs = []
+    probs, learnt = [], data.fingerprint()
     for path in paths:
         try:
             ckpt = torch.load(path, weights_only=False, map_location="cpu")
@@ -664,7 +664,7 @@ def teacher_targets(
             raise InputError(f"teacher {path} reads other inputs than this model "
                              "(channels, features, sequence, decision rules): train it with "
                              "the same flags")  # fmt: skip
-        if ckpt.get("train_data", data.fingerprint()) != data.fingerprint():
+        if ckpt.get("train_data", learnt) != learnt:  # older checkpoints do not say
             raise InputError(f"teacher {path} learnt from other beats than this model (another "
                              "split, fold or record list)")  # fmt: skip
         logits = predict_logits(CNNBiLSTM.from_checkpoint(ckpt), data, bc)
