@@ -112,6 +112,10 @@ SETTINGS: dict[str, tuple[str, list[str]]] = {
         "0.5, temperature 2)",
         _AF_EVIDENCE,
     ),
+    "distilled_soft": (
+        "… and taught as `distilled`, their answers weighing 0.9 at temperature 4",
+        [*_AF_EVIDENCE, "--distill", "0.9", "--temperature", "4"],
+    ),
     "long_only": (
         "… and RR ratios over the long-term mean only",
         ["--features", "rr_local_s,rr_available,rr_long,rhythm,template", *_RHYTHM],
@@ -119,7 +123,7 @@ SETTINGS: dict[str, tuple[str, list[str]]] = {
 }
 #: Settings whose runs learn from another setting's runs of the same patients and seeds
 #: (`--teachers`), which therefore train first.
-TAUGHT_BY: dict[str, str] = {"distilled": "af_evidence"}
+TAUGHT_BY: dict[str, str] = {"distilled": "af_evidence", "distilled_soft": "af_evidence"}
 #: Validation figures of the table: (column, key in the best epoch's record).
 COLUMNS = (
     ("macro F1", "val_macro_f1"),
