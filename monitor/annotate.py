@@ -101,10 +101,19 @@ class Annotation:
     n_samples: int
     #: Alarm episodes the bed's alarm engine raised on the record.
     alarms: tuple[Episode, ...] = ()
+    #: Stretches of invalid (NaN) samples skipped, and their samples in all.
+    gaps: int = 0
+    gap_samples: int = 0
 
     def counts(self) -> dict[str, int]:
         found = Counter(self.labels)
         return {c: found.get(c, 0) for c in contract.CLASSES}
+
+
+def runs_of(mask: np.ndarray) -> list[tuple[int, int]]:
+    """[start, stop) of each run of True in `mask`, in order."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], mask.astype(np.int8), [0]))))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
 
 
 def annotate_lead(
@@ -118,6 +127,8 @@ def annotate_lead(
     beats `batch_size` at a time.
 
     Stream time is seconds from the record's start; no wall clock is involved (so no no_data).
+    Invalid (NaN) samples of the lead are not sent: the pipeline sees a gap there and starts
+    over after it, as a live bed does when samples go missing.
     """
     if not np.isfinite(chunk_s) or chunk_s <= 0:
         raise ValueError(f"chunk_s must be a positive number of seconds, got {chunk_s!r}")
@@ -138,10 +149,12 @@ def annotate_lead(
                 p.label, p.probs = prediction.label, prediction.probs
             labelled.extend(batch)
 
-    for start in range(0, len(lead.signal), chunk):
+    finite = np.isfinite(lead.signal)
+    runs = runs_of(finite)
+    for start, stop in ((s, min(s + chunk, b)) for a, b in runs for s in range(a, b, chunk)):
         piece = Chunk(lead.record, lead.record, lead.fs, start, start / lead.fs,
-                      np.asarray(lead.signal[start : start + chunk], dtype=np.float64),
-                      tuple(np.asarray(o[start : start + chunk], dtype=np.float64)
+                      np.asarray(lead.signal[start:stop], dtype=np.float64),
+                      tuple(np.asarray(o[start:stop], dtype=np.float64)
                             for o in lead.others))  # fmt: skip
         if pipeline is None:
             pipeline = BedPipeline(piece, settings)
@@ -167,6 +180,8 @@ def annotate_lead(
         labels=tuple(labels),
         n_samples=len(lead.signal),
         alarms=episodes(events),
+        gaps=len(runs_of(~finite)),
+        gap_samples=int(np.count_nonzero(~finite)),
     )
 
 
@@ -308,7 +323,8 @@ def run(argv: list[str] | None = None) -> int:
         name = record
         try:
             name, directory = _locate(record, data_dir)
-            lead = read_lead(name, directory, others=True)  # every lead, as the simulator sends
+            # every lead, as the simulator sends; invalid samples are gaps, as in a stream
+            lead = read_lead(name, directory, others=True, invalid_ok=True)
             ann = annotate_lead(lead, classifier, batch_size=args.batch_size)
             path = write_annotation(ann, out)
         except InputError as exc:
@@ -320,10 +336,16 @@ def run(argv: list[str] | None = None) -> int:
         counts = " ".join(f"{c}={n}" for c, n in ann.counts().items())
         kinds = Counter(ep.kind for ep in ann.alarms)
         alarms = ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())) or "none"
+        notes = ""
+        if ann.gaps:
+            notes += (f"; {ann.gaps} stretches of invalid samples ({ann.gap_samples / ann.fs:.1f}"
+                      " s) skipped, the pipeline restarting after each")  # fmt: skip
+        if lead.left_out:
+            notes += f"; left out: {', '.join(lead.left_out)}"
         print(
             f"{name}: {len(ann.samples)} beats ({counts}) in {ann.n_samples / ann.fs:.0f} s of "
             f"{lead.name} at {ann.fs:g} Hz, took {time.perf_counter() - t0:.1f} s -> {path}; "
-            f"alarm episodes: {alarms}",
+            f"alarm episodes: {alarms}{notes}",
             flush=True,
         )
     return 2 if failed else 0

@@ -1,7 +1,10 @@
 """Reading one ECG lead out of WFDB records, and finding the MIT-BIH data on disk.
 
-Data access for every tool goes through here, so the lead choice (MLII by name, else the first
-channel) and the error messages a person sees are the same for trainer, simulator and annotator.
+Data access for every tool goes through here, so the lead choice (MLII by name, else lead II,
+else the first ECG channel) and the error messages a person sees are the same for trainer,
+simulator and annotator. Records from ICU monitors also hold pressure, pulse-oximetry and
+respiration channels; those are never read as ECG leads (a 100 mmHg pressure wave taken for a
+100 mV lead would decide the two-lead alarms).
 """
 
 from __future__ import annotations
@@ -39,7 +42,17 @@ DS2: tuple[str, ...] = (
 PACED: tuple[str, ...] = ("102", "104", "107", "217")
 #: Every MIT-BIH Arrhythmia record.
 ALL_RECORDS: tuple[str, ...] = tuple(sorted(DS1 + DS2 + PACED))
-PREFERRED_LEAD = "MLII"
+#: Lead names in order of preference (the model learnt from MLII; lead II is its nearest).
+PREFERRED_LEADS: tuple[str, ...] = ("MLII", "II")
+#: Units of an ECG channel (wfdb reads a header without units as mV).
+ECG_UNITS = frozenset({"mv", "uv", "µv", "v"})
+#: Name prefixes of the non-ECG channels of monitor recordings, for headers whose units say
+#: nothing: pulse oximetry, arterial / pulmonary / venous / intracranial pressures, respiration,
+#: gases, temperature and the other biosignals a polysomnogram holds.
+NON_ECG_NAMES: tuple[str, ...] = (
+    "PLETH", "PPG", "SPO2", "SAO2", "ABP", "ART", "PAP", "CVP", "ICP", "NBP", "BP", "RESP",
+    "CO2", "O2", "TEMP", "PULSE", "HR", "EEG", "EOG", "EMG", "SV", "CO",
+)  # fmt: skip
 #: Where records fetched from PhysioNet are kept between runs.
 CACHE_DIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ecg-monitor"
 
@@ -54,16 +67,46 @@ class Lead:
     signal: np.ndarray
     #: The record's other leads (mV, same length), when read with `others=True`.
     others: tuple[np.ndarray, ...] = ()
+    #: The record's channels not in `others`, each with why ("V (invalid samples)").
+    left_out: tuple[str, ...] = ()
 
 
-def choose_lead(sig_names: list[str]) -> int:
-    """Index of the lead to use: MLII by name wherever it is, else the first channel."""
+def _lead_name(name: str) -> str:
+    """A signal name without case, blanks, dashes or an "ECG" prefix ("ECG II" -> "II")."""
+    key = "".join(name.upper().replace("-", " ").split())
+    return key[3:] if key.startswith("ECG") and len(key) > 3 else key
+
+
+def is_ecg(name: str, units: str | None = None) -> bool:
+    """Whether a channel is an ECG lead: its units are a voltage, and its name is no other
+    monitored signal's."""
+    if units is not None and units.strip().lower() not in ECG_UNITS:
+        return False
+    key = _lead_name(name)
+    return not any(key.startswith(prefix) for prefix in NON_ECG_NAMES)
+
+
+def ecg_channels(sig_names: list[str], units: Sequence[str | None] | None = None) -> list[int]:
+    """Indices of the ECG leads among a record's channels, in header order."""
+    units = list(units) if units is not None else [None] * len(sig_names)
+    return [i for i, (n, u) in enumerate(zip(sig_names, units, strict=True)) if is_ecg(n, u)]
+
+
+def choose_lead(sig_names: list[str], units: Sequence[str | None] | None = None) -> int:
+    """Index of the lead to use: MLII by name, else lead II, else the first ECG channel."""
     if not sig_names:
         raise InputError("the header lists no signals; give a record with at least one ECG lead")
-    for i, name in enumerate(sig_names):
-        if name.strip().upper() == PREFERRED_LEAD:
-            return i
-    return 0
+    leads = ecg_channels(sig_names, units)
+    if not leads:
+        raise InputError(
+            f"no ECG lead among the signals {', '.join(sig_names)} (units "
+            f"{', '.join(str(u) for u in units or [])}); an ECG lead is in mV, uV or V"
+        )
+    for preferred in PREFERRED_LEADS:
+        for i in leads:
+            if _lead_name(sig_names[i]) == preferred:
+                return i
+    return leads[0]
 
 
 #: Longest record read, in hours of signal: a day-long Holter fits, a forged header does not.
@@ -89,9 +132,17 @@ def _check_length(record: str, data_dir: Path, hdr, fs: float) -> None:
         )
 
 
-def read_lead(record: str, data_dir: str | Path, others: bool = False) -> Lead:
+def read_lead(
+    record: str, data_dir: str | Path, others: bool = False, invalid_ok: bool = False
+) -> Lead:
     """Read the chosen lead of `record` (a name inside `data_dir`) as mV at its own rate, and
-    with `others` its other leads too (a lead that cannot be used is left out)."""
+    with `others` its other ECG leads too (a lead that cannot be used is left out, and named in
+    `Lead.left_out`).
+
+    Invalid samples (the WFDB format's "no value", read as NaN) refuse the record, unless
+    `invalid_ok`: the chosen lead then keeps them as NaN for a caller that treats them as
+    gaps in the signal, as the stream treats missing samples.
+    """
     import wfdb
 
     data_dir = Path(data_dir)
@@ -105,7 +156,8 @@ def read_lead(record: str, data_dir: str | Path, others: bool = False) -> Lead:
     except Exception as exc:  # wfdb raises many types for a malformed header
         raise InputError(f"record {record!r}: cannot read header {header}: {exc}") from exc
     names = list(hdr.sig_name or [])
-    channel = choose_lead(names)
+    units = list(hdr.units or [None] * len(names))
+    channel = choose_lead(names, units)
     fs = float(hdr.fs or 0)
     if fs < contract.MIN_SOURCE_FS:
         raise InputError(
@@ -117,7 +169,8 @@ def read_lead(record: str, data_dir: str | Path, others: bool = False) -> Lead:
     except ValueError as exc:
         raise InputError(f"record {record!r}: {exc}") from None
     _check_length(record, data_dir, hdr, fs)
-    channels = [channel] + ([c for c in range(len(names)) if c != channel] if others else [])
+    channels = [channel] + ([c for c in ecg_channels(names, units) if c != channel]
+                            if others else [])  # fmt: skip
     try:
         rec = wfdb.rdrecord(str(data_dir / record), channels=channels, physical=True)
     except Exception as exc:
@@ -125,15 +178,26 @@ def read_lead(record: str, data_dir: str | Path, others: bool = False) -> Lead:
     leads = [_to_mv(rec.p_signal[:, k], (rec.units or ["mV"] * len(channels))[k])
              for k in range(len(channels))]  # fmt: skip
     signal = leads[0]
-    if not np.all(np.isfinite(signal)):
+    finite = np.isfinite(signal)
+    if not finite.all() and not (invalid_ok and finite.any()):
         raise InputError(
-            f"record {record!r} lead {names[channel]}: samples contain NaN or infinite values "
-            "(invalid samples in the .dat file)"
+            f"record {record!r} lead {names[channel]}: {np.count_nonzero(~finite)} samples are "
+            "NaN or infinite (invalid samples in the .dat file)"
         )
-    if len(signal) == 0 or np.ptp(signal) == 0:
+    if len(signal) == 0 or np.ptp(signal[finite]) == 0:
         raise InputError(f"record {record!r} lead {names[channel]}: the signal is a flat line")
-    usable = tuple(x for x in leads[1:] if np.all(np.isfinite(x)) and np.ptp(x) > 0)
-    return Lead(record=record, name=names[channel], fs=fs, signal=signal, others=usable)
+    usable, left_out = [], []
+    for c, x in zip(channels[1:], leads[1:], strict=True):
+        if not np.all(np.isfinite(x)):
+            left_out.append(f"{names[c]} (invalid samples)")
+        elif np.ptp(x) == 0:
+            left_out.append(f"{names[c]} (a flat line)")
+        else:
+            usable.append(x)
+    left_out += [f"{n} (not an ECG lead)" for c, n in enumerate(names)
+                 if others and c not in ecg_channels(names, units)]  # fmt: skip
+    return Lead(record=record, name=names[channel], fs=fs, signal=signal, others=tuple(usable),
+                left_out=tuple(left_out))  # fmt: skip
 
 
 def read_annotations(record: str, data_dir: str | Path, extension: str = "atr"):

@@ -149,9 +149,15 @@ def _bad_record(kind: str, data: Path) -> str:
     ecg_like = np.sin(2 * np.pi * 1.2 * t) ** 31  # sharp peaks at 72 bpm
     if kind == "good":
         _write(data, "good", 360.0, ecg_like)
-    elif kind == "nan":
-        ecg_like[1000:1010] = np.nan
-        _write(data, "nan", 360.0, ecg_like)
+    elif kind == "nan":  # every sample of the lead invalid (WFDB's "no value", -32768)
+        np.full(len(t), -32768, dtype="<i2").tofile(data / "nan.dat")
+        (data / "nan.hea").write_text(f"nan 1 360 {len(t)}\nnan.dat 16 200/mV 16 0 0 0 0 MLII\n")
+    elif kind == "pressure":
+        import wfdb
+
+        wfdb.wrsamp("pressure", fs=250.0, units=["mmHg", "NU"], sig_name=["ABP", "PLETH"],
+                    p_signal=np.c_[80 + 40 * ecg_like, ecg_like][:5000], fmt=["16", "16"],
+                    write_dir=str(data))  # fmt: skip
     elif kind == "slow":
         _write(data, "slow", 90.0, ecg_like[::4])
     elif kind == "flat":
@@ -167,6 +173,7 @@ BAD_RECORDS = {
     "slow": "90 Hz",
     "flat": "flat",
     "nolead": "no signals",
+    "pressure": "no ECG lead among the signals ABP, PLETH",
 }
 
 
@@ -182,6 +189,31 @@ def test_each_bad_record_is_one_line_and_the_good_one_is_still_written(tiny_mode
         assert line.startswith(f"error: record {kind!r}") and expected in line, line
     written = sorted(p.name for p in out.iterdir())
     assert written == ["good.alarms.csv", "good.alarms.json", "good.ecgm"]
+
+
+def test_invalid_samples_are_a_gap_the_pipeline_restarts_after(mitdb_dir, shipped_model, tmp_path):
+    """WFDB's invalid samples (NaN) are a stretch without signal, as a stream's missing
+    samples are: no beat is made up inside it, and the beats after it are found again."""
+    import wfdb
+
+    data, out = tmp_path / "data", tmp_path / "out"
+    data.mkdir()
+    lead = read_lead("100", mitdb_dir)
+    x = lead.signal[: int(SECONDS * lead.fs)].copy()
+    gap = slice(int(50 * lead.fs), int(60 * lead.fs))
+    x[gap] = np.nan
+    _write(data, "gappy", lead.fs, x)
+    done = _annotate("gappy", "--data-dir", data, "--out", out, "--model", shipped_model)
+    assert done.returncode == 0, done.stderr
+    assert "1 stretches of invalid samples (10.0 s) skipped" in done.stdout
+    ann = wfdb.rdann(str(out / "gappy"), "ecgm")
+    beats = ann.sample[np.array([s != "+" for s in ann.symbol])]
+    assert not np.any((beats >= gap.start) & (beats < gap.stop))
+    atr = wfdb.rdann(str(mitdb_dir / "100"), "atr", sampfrom=gap.stop + int(5 * lead.fs),
+                     sampto=len(x))  # fmt: skip
+    after = ec57.reference_beats(atr.symbol, atr.sample).samples
+    m = ec57.match(after, beats, lead.fs)
+    assert len(m.pairs) >= 0.97 * len(after), f"{len(m.missed)} of {len(after)} beats missed"
 
 
 def test_missing_data_dir_and_model_are_one_line_errors(tiny_model, tmp_path) -> None:

@@ -9,15 +9,43 @@ import pytest
 import wfdb
 
 from monitor.errors import InputError
-from monitor.records import choose_lead, list_records, read_lead, resolve_mitdb
+from monitor.records import choose_lead, is_ecg, list_records, read_lead, resolve_mitdb
 
 
-def test_choose_lead_prefers_mlii_by_name() -> None:
+def test_choose_lead_prefers_mlii_then_lead_ii_by_name() -> None:
     assert choose_lead(["MLII", "V5"]) == 0
     assert choose_lead(["V5", "MLII"]) == 1
     assert choose_lead(["V5", "V2"]) == 0
+    assert choose_lead(["I", "II", "III", "aVR"]) == 1  # a 12-lead record: lead II
+    assert choose_lead(["ECG I", "ecg-ii"]) == 1
+    assert choose_lead(["V", "II"], ["mV", "mV"]) == 1
     with pytest.raises(InputError, match="no signals"):
         choose_lead([])
+
+
+def test_monitor_channels_that_are_not_ecg_are_never_leads() -> None:
+    """ICU recordings hold pressures, pulse oximetry and respiration beside the ECG."""
+    assert choose_lead(["PLETH", "V", "ABP"], ["NU", "mV", "mmHg"]) == 1
+    assert choose_lead(["RESP", "aVF"]) == 1  # no units written: the name says it
+    assert not is_ecg("II", "mmHg")
+    assert is_ecg("V1", "uV") and is_ecg("ECG")
+    with pytest.raises(InputError, match="no ECG lead among the signals ABP, PLETH"):
+        choose_lead(["ABP", "PLETH"], ["mmHg", "NU"])
+
+
+def test_an_icu_record_gives_its_ecg_leads_only(tmp_path: Path) -> None:
+    import wfdb
+
+    t = np.arange(5000) / 250.0
+    ecg = np.sin(2 * np.pi * 1.2 * t) ** 31
+    wfdb.wrsamp("icu", fs=250.0, units=["NU", "mV", "mV", "mmHg"],
+                sig_name=["PLETH", "V", "II", "ABP"], p_signal=np.c_[ecg, ecg, ecg, 80 + 40 * ecg],
+                fmt=["16"] * 4, write_dir=str(tmp_path))  # fmt: skip
+    lead = read_lead("icu", tmp_path, others=True)
+    assert lead.name == "II"
+    assert len(lead.others) == 1
+    assert lead.left_out == ("PLETH (not an ECG lead)", "ABP (not an ECG lead)")
+    assert read_lead("icu", tmp_path).left_out == ()
 
 
 @pytest.mark.parametrize(("record", "lead"), [("100", "MLII"), ("114", "MLII"), ("102", "V5")])
