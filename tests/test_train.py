@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from monitor import contract
+from monitor import contract, decision
 from monitor.classifier import BeatClassifier
 from monitor.context import ABSENT, MAX_SEQUENCE
 from monitor.errors import InputError
@@ -173,6 +173,31 @@ def test_teachers_train_with_the_flags_that_shape_the_model_and_their_own_seeds(
     assert clf.contract.extra["distilled_from"] == "2 teachers, weight 0.5, temperature 2"
 
 
+def test_members_are_the_runs_of_their_seeds_and_ship_averaged(tmp_path):
+    """`--members 2 --seed 3`: member 4 is the run `--seed 4 --split-seed 3` would make (the
+    members share the command's split), bit for bit, and the model file answers with the mean
+    of the two members' probabilities."""
+    _kaggle_files(tmp_path / "data")
+    assert train.main(_kaggle_run(tmp_path / "data", tmp_path / "run", "--members", "2",
+                                  "--seed", "3")) == 0  # fmt: skip
+    assert train.main(_kaggle_run(tmp_path / "data", tmp_path / "alone", "--seed", "4",
+                                  "--split-seed", "3")) == 0  # fmt: skip
+    alone = torch.load(tmp_path / "alone" / "best.pt", weights_only=False)
+    members = [torch.load(tmp_path / "run" / f"member-s{s}" / "best.pt", weights_only=False)
+               for s in (3, 4)]  # fmt: skip
+    for k, v in alone["state_dict"].items():
+        assert torch.equal(v, members[1]["state_dict"][k]), k
+    clf = BeatClassifier(tmp_path / "run" / "model.pt", device="cpu")
+    assert clf.contract.extra["members"] == "2 (seeds 3 to 4), probabilities averaged"
+    w = np.random.default_rng(0).uniform(0, 1, (8, contract.BEAT_LEN)).astype(np.float32)
+    x, ctx = select(clf.contract, *absent_context(w))
+    with torch.inference_mode():
+        mean = torch.stack([torch.softmax(CNNBiLSTM.from_checkpoint(m).eval()(
+            torch.from_numpy(x), torch.from_numpy(ctx)), dim=1) for m in members]).mean(0)
+    served = decision.decide(mean.numpy(), ctx, clf.contract)  # the contract's rules on top
+    np.testing.assert_allclose(clf.predict(x, ctx), served, atol=1e-5)
+
+
 def test_augmented_beats_still_follow_the_contract():
     gen = torch.Generator().manual_seed(0)
     x = torch.zeros(50, contract.BEAT_LEN)
@@ -295,6 +320,9 @@ def test_equal_weight_average_is_the_mean_of_its_snapshots():
         (["--temperature", "0"], "--temperature must be positive"),
         (["--teacher-seeds", "-1"], "--teacher-seeds must be at least 0"),
         (["--teacher-seeds", "2", "--teachers", "a.pt"], "give one of the two"),
+        (["--members", "0"], "--members must be at least 1"),
+        (["--members", "2", "--teacher-seeds", "2"], "give one of them"),
+        (["--lstm-hidden", "0"], "--lstm-hidden must be a positive integer"),
     ],
 )
 def test_bad_arguments_are_one_line_errors(argv, message, capsys, tmp_path):

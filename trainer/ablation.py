@@ -116,6 +116,15 @@ SETTINGS: dict[str, tuple[str, list[str]]] = {
         "… and taught as `distilled`, their answers weighing 0.9 at temperature 4",
         [*_AF_EVIDENCE, "--distill", "0.9", "--temperature", "4"],
     ),
+    "small": (
+        "… and a conv stack of 16-32-32 channels and a BiLSTM of 32 units (a third of the "
+        "forward pass: an ensemble member)",
+        [*_AF_EVIDENCE, "--conv-channels", "16,32,32", "--lstm-hidden", "32"],
+    ),
+    "small_members": (
+        "… and three of those networks (seeds SEED to SEED+2), their probabilities averaged",
+        [*_AF_EVIDENCE, "--conv-channels", "16,32,32", "--lstm-hidden", "32", "--members", "3"],
+    ),
     "long_only": (
         "… and RR ratios over the long-term mean only",
         ["--features", "rr_local_s,rr_available,rr_long,rhythm,template", *_RHYTHM],

@@ -134,3 +134,42 @@ class CNNBiLSTM(nn.Module):
         model = cls(**ckpt["model_args"])
         model.load_state_dict(ckpt["state_dict"])
         return model
+
+
+class Ensemble(nn.Module):
+    """Networks trained alike from other seeds, their probabilities averaged.
+
+    One run's answers on patients it never saw move with its seed (the model card's DS1 folds:
+    a seed's pooled macro F1 ±0.4 around the mean, S sensitivity far more); the mean of a few
+    runs keeps what they agree on. The output is the log of the mean probability, so its
+    softmax is that mean and every caller that takes logits takes it unchanged.
+    """
+
+    def __init__(self, members: Sequence[CNNBiLSTM]) -> None:
+        super().__init__()
+        if len(members) < 2:
+            raise ValueError(f"an ensemble needs at least 2 members, got {len(members)}")
+        if len({(m.n_context, m.sequence) for m in members}) > 1:
+            raise ValueError("ensemble members must read the same inputs")
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        total = torch.zeros(0)
+        for k, member in enumerate(self.members):
+            p = torch.softmax(member(x, context), dim=1)
+            total = p if k == 0 else total + p
+        return torch.log((total / len(self.members)).clamp_min(1e-12))
+
+    def n_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def checkpoint(self, **extra: Any) -> dict[str, Any]:
+        """Every member's checkpoint, and `extra`."""
+        return {"members": [m.checkpoint() for m in self.members], **extra}
+
+
+def load_model(ckpt: dict[str, Any]) -> CNNBiLSTM | Ensemble:
+    """The network (or ensemble) a checkpoint holds."""
+    if "members" in ckpt:
+        return Ensemble([CNNBiLSTM.from_checkpoint(m) for m in ckpt["members"]])
+    return CNNBiLSTM.from_checkpoint(ckpt)

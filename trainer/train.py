@@ -40,7 +40,7 @@ from monitor.records import resolve_mitdb
 from trainer.augment import augment
 from trainer.dataset import BeatSet, build_beatset, load_kaggle_csv
 from trainer.export import export_torchscript
-from trainer.model import CNNBiLSTM
+from trainer.model import CNNBiLSTM, Ensemble, load_model
 from trainer.splits import (
     DS1,
     DS2,
@@ -73,6 +73,8 @@ DEFAULT_CHANNELS: tuple[str, ...] = ("beat",)
 DEFAULT_FEATURES: tuple[str, ...] = ("rr_local", "rr_long", "rhythm", "template", "pwave", "af")
 DEFAULT_SEQUENCE = 2
 DEFAULT_CONV: tuple[int, ...] = (32, 64, 64)
+DEFAULT_LSTM_HIDDEN = 64
+DEFAULT_MEMBERS = 1
 DEFAULT_NATURAL: tuple[str, ...] = ("F", "Q")
 #: The AF gate's floor on `rr_irregularity` (median successive RR change over the median RR):
 #: on DS1 cross-validation (4 folds x 3 seeds, the shipped setting's saved validation outputs)
@@ -203,6 +205,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         f"{','.join(map(str, DEFAULT_CONV))}); the conv stack is most of the serving cost",
     )
     p.add_argument(
+        "--lstm-hidden",
+        type=int,
+        default=DEFAULT_LSTM_HIDDEN,
+        help=f"units each way of the BiLSTM over the conv steps (default {DEFAULT_LSTM_HIDDEN})",
+    )
+    p.add_argument(
         "--morph-dropout",
         type=float,
         help="share of training beats whose waveform features are hidden, so the model learns "
@@ -240,6 +248,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="checkpoints (a run's best.pt) of models trained on the same patients: the model "
         "also learns their averaged answers (knowledge distillation: an ensemble's answers at "
         "one network's serving cost)",
+    )
+    p.add_argument(
+        "--members",
+        type=int,
+        default=DEFAULT_MEMBERS,
+        metavar="K",
+        help="train K networks one after another, seeds SEED to SEED+K-1 (each in "
+        "RUN/member-sSEED/, with its own progress and ETA), and ship their averaged "
+        f"probabilities as one model (default {DEFAULT_MEMBERS})",
     )
     p.add_argument(
         "--teacher-seeds",
@@ -319,6 +336,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         raise InputError(f"--lr must be positive, got {args.lr}")
     if args.teacher_seeds < 0:
         raise InputError(f"--teacher-seeds must be at least 0, got {args.teacher_seeds}")
+    if args.members < 1:
+        raise InputError(f"--members must be at least 1, got {args.members}")
+    if args.members > 1 and args.teacher_seeds:
+        raise InputError("--members and --teacher-seeds both train this command with other "
+                         "seeds; give one of them")  # fmt: skip
     if args.teachers and args.teacher_seeds:
         raise InputError("--teachers names the teachers, --teacher-seeds trains them: give "
                          "one of the two")  # fmt: skip
@@ -342,6 +364,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         raise InputError(f"--conv-channels must be integers, got {args.conv_channels!r}") from None
     if not args.conv_channels or min(args.conv_channels) < 1:
         raise InputError(f"--conv-channels must be positive integers, got {args.conv_channels}")
+    if args.lstm_hidden < 1:
+        raise InputError(f"--lstm-hidden must be a positive integer, got {args.lstm_hidden}")
     if not args.inputs.features and args.morph_dropout:
         raise InputError("--morph-dropout needs context features; drop one or the other")
     if args.morph_dropout is None:  # Kaggle rows carry no context: hiding the waveform hides all
@@ -380,7 +404,7 @@ def _classes(text: str) -> tuple[str, ...]:
 #: Options of this command that its teachers do not share: each teacher has its own seed and
 #: run directory, and neither exports, tests nor has teachers of its own.
 NOT_FOR_TEACHERS = ("seed", "split_seed", "out", "export", "no_test", "no_progress", "threads",
-                    "teachers", "teacher_seeds")  # fmt: skip
+                    "teachers", "teacher_seeds", "members")  # fmt: skip
 
 
 def teacher_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
@@ -667,7 +691,7 @@ def teacher_targets(
         if ckpt.get("train_data", learnt) != learnt:  # older checkpoints do not say
             raise InputError(f"teacher {path} learnt from other beats than this model (another "
                              "split, fold or record list)")  # fmt: skip
-        logits = predict_logits(CNNBiLSTM.from_checkpoint(ckpt), data, bc)
+        logits = predict_logits(load_model(ckpt), data, bc)
         probs.append(torch.softmax(torch.from_numpy(logits) / temperature, dim=1))
     return torch.stack(probs).mean(0)
 
@@ -777,6 +801,48 @@ def fit(model: CNNBiLSTM, split: Split, args: argparse.Namespace, run_dir: Path)
     return best
 
 
+def new_network(args: argparse.Namespace) -> CNNBiLSTM:
+    """A freshly initialised network of the command's shape."""
+    n_channels, n_context = args.inputs.n_inputs()
+    return CNNBiLSTM(
+        in_channels=n_channels,
+        n_context=n_context,
+        sequence=args.inputs.sequence,
+        channels=args.conv_channels,
+        lstm_hidden=args.lstm_hidden,
+        morph_dropout=args.morph_dropout,
+    )
+
+
+def fit_members(
+    first: CNNBiLSTM, split: Split, args: argparse.Namespace, run_dir: Path
+) -> tuple[Ensemble, dict]:
+    """Train `--members` networks, seeds SEED, SEED+1, ... (`first` is the first's fresh
+    network), each exactly as a one-network run of its seed; their ensemble and its record
+    (validation figures of the averaged answers, the members' kept epochs)."""
+    members, epochs = [], []
+    for k in range(args.members):
+        seed = args.seed + k
+        log.info("member %d of %d: seed %d", k + 1, args.members, seed)
+        if k:
+            seed_everything(seed)  # as a run with --seed SEED+k: initial weights included
+        member_dir = run_dir / f"member-s{seed}"
+        member_dir.mkdir()
+        member_args = argparse.Namespace(**{**vars(args), "seed": seed})
+        kept = fit(first if k == 0 else new_network(args), split, member_args, member_dir)
+        members.append(load_model(torch.load(member_dir / "best.pt", weights_only=False)))
+        epochs.append(str(kept["epoch"]))
+    ensemble = Ensemble(members)
+    val, confusion = validate(ensemble, split.val, args.inputs)
+    best = {"epoch": " ".join(epochs), **val, "val_confusion": confusion}
+    torch.save(ensemble.checkpoint(epoch=best["epoch"], inputs=args.inputs.to_dict(),
+                                   train_data=split.train.fingerprint()),
+               run_dir / "best.pt")  # fmt: skip
+    if best["val_macro_f1"] is not None:
+        log.info("the %d members averaged: val macro F1 %.4f", args.members, best["val_macro_f1"])
+    return ensemble, best
+
+
 def validate(
     model: nn.Module, val: BeatSet, bc: contract.BeatContract
 ) -> tuple[dict, list | None]:
@@ -873,6 +939,8 @@ def export_contract(model: nn.Module, split: Split, args: argparse.Namespace, be
             "augment": str(not args.no_augment),
             "morph_dropout": str(args.morph_dropout),
             "context_dropout": str(args.context_dropout),
+            "members": f"{args.members} (seeds {args.seed} to {args.seed + args.members - 1}), "
+            "probabilities averaged" if args.members > 1 else "1",
             "distilled_from": f"{len(args.teachers)} teachers, weight {args.distill:g}, "
             f"temperature {args.temperature:g}" if args.teachers else "none",
             "train_beats": json.dumps(split.train.class_counts()),
@@ -908,18 +976,13 @@ def _main(argv: list[str] | None) -> int:
         part = getattr(split, name)
         log.info("%-5s %6d beats %s", name, len(part), part.class_counts())
 
-    n_channels, n_context = args.inputs.n_inputs()
-    model = CNNBiLSTM(
-        in_channels=n_channels,
-        n_context=n_context,
-        sequence=args.inputs.sequence,
-        channels=args.conv_channels,
-        morph_dropout=args.morph_dropout,
-    )
+    model = new_network(args)
     log.info("inputs: %s", args.inputs.normalisation)
     log.info(
-        "model: %d parameters; %d torch threads", model.n_parameters(), torch.get_num_threads()
-    )
+        "model: %d parameters%s; %d torch threads", model.n_parameters(),
+        f" per member, {args.members} members" if args.members > 1 else "",
+        torch.get_num_threads(),
+    )  # fmt: skip
     config = {
         "args": {k: v for k, v in vars(args).items() if k not in ("argv", "inputs")},
         "inputs": args.inputs.to_dict(),
@@ -937,9 +1000,12 @@ def _main(argv: list[str] | None) -> int:
     if args.teacher_seeds:
         args.teachers = train_teachers(args, run_dir)
     t_fit = time.perf_counter()
-    best = fit(model, split, args, run_dir)
+    if args.members > 1:
+        model, best = fit_members(model, split, args, run_dir)
+    else:
+        best = fit(model, split, args, run_dir)
+        model = load_model(torch.load(run_dir / "best.pt", weights_only=False))
     train_s = time.perf_counter() - t_fit
-    model = CNNBiLSTM.from_checkpoint(torch.load(run_dir / "best.pt", weights_only=False))
     watched = "" if best["val_macro_f1"] is None else f": val macro F1 {best['val_macro_f1']:.4f}"
     log.info("%s epoch %d%s; trained in %.0f s", "kept" if args.select == "last" else "best",
              best["epoch"], watched, train_s)  # fmt: skip
