@@ -292,6 +292,16 @@ def test_a_flat_lead_beside_a_changing_beat_mix_is_leads_off_not_asystole(mitdb_
     assert not any(a.kind in ("asystole", "vflutter") for a in alarms), alarms
 
 
+def test_a_flat_lead_beside_a_slow_rhythm_is_leads_off_not_asystole(mitdb_dir, classifier):
+    """201 from 5:00: the other lead's detector, started afresh, finds three R-peaks in some
+    8 s windows, none an asystole apart: a heart that beats, if slowly."""
+    lead = read_lead("201", mitdb_dir, others=True)
+    x, other = _fault_minute(lead, np.zeros_like, start_s=300.0)
+    alarms = _alarms_of(x, lead.fs, classifier, (other,))
+    assert "leads_off" in {a.kind for a in alarms}
+    assert not any(a.kind in ("asystole", "vflutter") for a in alarms), alarms
+
+
 def test_electrode_noise_on_the_analysed_lead_is_a_lead_fault_not_asystole(
     mitdb_dir, nstdb_dir, classifier
 ):

@@ -66,6 +66,10 @@ STEADY_BEATS = 4
 STEADY_CV = 0.25
 #: ... at a rate a heart beats with an organised rhythm.
 RATE_BPM = (30.0, 200.0)
+#: Against an asystole any rhythm will do, so the count asked for is what the slowest rhythm
+#: with no asystole-long gap can show in the window: a 2:1 block at 36 bpm (RR 1.7 s) with one
+#: beat missed by the restarted detector leaves three R-peaks 1.7 and 3.5 s apart.
+ANY_RHYTHM_BEATS = 3
 
 
 class OtherLead:
@@ -129,7 +133,7 @@ class OtherLead:
             self._reference = (
                 since, float(np.median(before)), float(np.quantile(before, SIZE_QUANTILE)))
         recent = times[(times > time - WINDOW_S) & (times <= time)]
-        if self._reference is None or len(recent) < STEADY_BEATS:
+        if self._reference is None or len(recent) < ANY_RHYTHM_BEATS:
             return False
         edges = np.concatenate([[time - WINDOW_S], recent, [time]])
         if float(np.diff(edges).max()) >= self.settings.asystole_s:
