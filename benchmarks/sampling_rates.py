@@ -1,8 +1,9 @@
 """Beat labels when the same ECG arrives at other sampling rates: EC57 figures per rate.
 
 Each record's analysed lead is resampled from its own rate (MIT-BIH: 360 Hz) to each rate with
-SciPy's anti-aliased polyphase filter and run through the offline annotator's pipeline
-(`BedPipeline` and the shipped classifier, as the worker runs them); the reference beats move
+SciPy's anti-aliased polyphase filter (`monitor.signal.resample.resample`) and run through the
+offline annotator's pipeline (`BedPipeline` and the shipped classifier, as the worker runs
+them); the reference beats move
 to the same rate. The beat core brings every source to 125 Hz itself, so the rows should agree:
 a gap between them is a step that depends on the source rate (detection, the RR and template
 context, the cut) and is a bug. Other hospitals send 128, 250, 500 or 1000 Hz.
@@ -21,11 +22,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-from scipy.signal import resample_poly
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -33,6 +32,7 @@ from monitor import contract, metrics
 from monitor.annotate import annotate_lead, load_classifier
 from monitor.errors import run_cli
 from monitor.records import DS1, Lead, read_annotations, read_lead, resolve_mitdb
+from monitor.signal.resample import resample
 from trainer.evaluate import K, record_confusion
 
 SHOWN = ("N", "S", "V")
@@ -40,11 +40,7 @@ SHOWN = ("N", "S", "V")
 
 def at_rate(lead: Lead, rate: float) -> Lead:
     """`lead` resampled to `rate` (its other leads dropped: the beat labels use one)."""
-    if rate == lead.fs:
-        return Lead(lead.record, lead.name, rate, lead.signal)
-    ratio = Fraction(rate / lead.fs).limit_denominator(1000)
-    x = resample_poly(lead.signal, ratio.numerator, ratio.denominator)
-    return Lead(lead.record, lead.name, lead.fs * ratio.numerator / ratio.denominator, x)
+    return Lead(lead.record, lead.name, rate, resample(lead.signal, lead.fs, rate))
 
 
 def confusion_at(rate: float, records: list[str], data_dir: Path, classifier) -> np.ndarray:

@@ -158,6 +158,7 @@ def read_lead(
     names = list(hdr.sig_name or [])
     units = list(hdr.units or [None] * len(names))
     channel = choose_lead(names, units)
+    ecg = ecg_channels(names, units)
     fs = float(hdr.fs or 0)
     if fs < contract.MIN_SOURCE_FS:
         raise InputError(
@@ -169,8 +170,7 @@ def read_lead(
     except ValueError as exc:
         raise InputError(f"record {record!r}: {exc}") from None
     _check_length(record, data_dir, hdr, fs)
-    channels = [channel] + ([c for c in ecg_channels(names, units) if c != channel]
-                            if others else [])  # fmt: skip
+    channels = [channel] + ([c for c in ecg if c != channel] if others else [])
     try:
         rec = wfdb.rdrecord(str(data_dir / record), channels=channels, physical=True)
     except Exception as exc:
@@ -194,8 +194,7 @@ def read_lead(
             left_out.append(f"{names[c]} (a flat line)")
         else:
             usable.append(x)
-    left_out += [f"{n} (not an ECG lead)" for c, n in enumerate(names)
-                 if others and c not in ecg_channels(names, units)]  # fmt: skip
+    left_out += [f"{n} (not an ECG lead)" for c, n in enumerate(names) if others and c not in ecg]
     return Lead(record=record, name=names[channel], fs=fs, signal=signal, others=tuple(usable),
                 left_out=tuple(left_out))  # fmt: skip
 
