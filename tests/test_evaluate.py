@@ -149,3 +149,68 @@ def test_cli_refuses_training_records_in_one_line(mitdb_dir, tmp_path) -> None:
     assert done.returncode == 2
     assert done.stderr.strip().startswith("error:") and "DS2" in done.stderr
     assert done.stderr.strip().count("\n") == 0 and "Traceback" not in done.stderr
+
+
+def _other_database(mitdb_dir: Path, out: Path, name: str, fs: float, minutes: float) -> None:
+    """`minutes` of DS2 record 100, both leads, at `fs` as another hospital's record `name`:
+    other channel names, other rate, its reference beats moved to that rate."""
+    import wfdb
+
+    from monitor.records import read_annotations, read_lead
+    from monitor.signal.resample import resample
+
+    lead = read_lead("100", mitdb_dir, others=True)
+    n = round(minutes * 60 * lead.fs)
+    signals = np.stack([resample(x[:n], lead.fs, fs) for x in (lead.signal, *lead.others)], 1)
+    wfdb.wrsamp(name, fs=fs, units=["mV", "mV"], sig_name=["ECG1", "ECG2"], p_signal=signals,
+                fmt=["16", "16"], write_dir=str(out))  # fmt: skip
+    atr = read_annotations("100", mitdb_dir)
+    keep = atr.sample < n
+    sample = np.round(atr.sample[keep] * fs / lead.fs).astype(np.int64)
+    wfdb.wrann(name, "atr", sample, np.asarray(atr.symbol)[keep].tolist(), write_dir=str(out))
+
+
+@pytest.mark.slow
+def test_cli_scores_another_database_at_its_own_rate(mitdb_dir, tmp_path) -> None:
+    from monitor.classifier import DEFAULT_MODEL
+
+    if not DEFAULT_MODEL.is_file():
+        pytest.skip(f"no shipped model at {DEFAULT_MODEL}: train one with python -m trainer.train")
+    db = tmp_path / "otherdb"
+    db.mkdir()
+    _other_database(mitdb_dir, db, "h001", 250.0, 3.0)
+    # A training record's name at another rate is another database's record, not MIT-BIH's.
+    _other_database(mitdb_dir, db, "101", 128.0, 2.0)
+    (db / "h002.hea").write_text((db / "h001.hea").read_text().replace("h001", "h002"))
+    done = _evaluate_cli(
+        "--model", DEFAULT_MODEL, "--split", "external", "--data-dir", db, "--bootstrap", "20",
+        "--out", tmp_path / "out", "--no-progress",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert report["records"] == ["101", "h001"]
+    assert report["skipped"] == {"h002": "no reference annotations h002.atr"}
+    assert report["annotator"] == "atr" and report["bootstrap_unit"] == "record"
+    # Five minutes of record 100: about 370 beats, all but each record's first two (the first
+    # R-peak only starts the rhythm) found and called N, at 250 and 128 Hz alike.
+    assert 350 < sum(r["support"] for r in report["per_class"].values()) < 400
+    assert report["detection"]["se"]["value"] > 0.98
+    assert report["per_class"]["N"]["se"]["value"] > 0.97
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "otherdb" in md and "Left out: h002" in md
+
+
+def test_cli_refuses_mitdb_training_patients_as_another_database(mitdb_dir, tmp_path) -> None:
+    from monitor.classifier import DEFAULT_MODEL
+
+    if not DEFAULT_MODEL.is_file():
+        pytest.skip(f"no shipped model at {DEFAULT_MODEL}: train one with python -m trainer.train")
+    for ext in ("hea", "dat", "atr"):
+        (tmp_path / f"101.{ext}").symlink_to(mitdb_dir / f"101.{ext}")
+    done = _evaluate_cli("--model", DEFAULT_MODEL, "--split", "external", "--data-dir", tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip().startswith("error:") and "MIT-BIH record 101" in done.stderr
+    assert done.stderr.strip().count("\n") == 0
+    done = _evaluate_cli("--model", DEFAULT_MODEL, "--split", "external")
+    assert done.returncode == 2 and "--data-dir" in done.stderr
+    assert done.stderr.strip().count("\n") == 0

@@ -7,8 +7,12 @@
 - intra: the held-out 20 % of beats of the random beat split the model was trained with (seed
   from the model file), comparable to the Kaggle "ECG Heartbeat Categorization" literature; only
   beats our detector found and the reference labels are scored. Intervals resample beats.
+- external: another hospital's annotated WFDB database (`--data-dir`; INCART, SVDB, ...), at its
+  own sampling rate, end to end and scored exactly as inter. MIT-BIH was recorded in one
+  hospital in the 1970s: the figures a ward will see come from databases like these.
 
-Writes metrics.json, report.md and confusion.png into --out (default reports/<split>/).
+Writes metrics.json, report.md and confusion.png into --out (default reports/<split>/, and
+reports/external-<directory name>/ for an external database).
 """
 
 from __future__ import annotations
@@ -39,6 +43,12 @@ if TYPE_CHECKING:
     from monitor.classifier import BeatClassifier
 
 SPLITS = ("inter", "intra")
+#: The --split value for a database other than MIT-BIH.
+EXTERNAL = "external"
+#: MIT-BIH's rate and record length: with a training record's name, how a copy of MIT-BIH is
+#: told from another database that reuses its record names (LTAFDB has 100-122 and 200-208).
+MITDB_FS = 360.0
+MITDB_SAMPLES = 650_000
 K = len(contract.CLASSES)
 #: Extra label of the end-to-end confusion matrix: row = extra detection, column = missed beat.
 NO_BEAT = K
@@ -87,19 +97,79 @@ def evaluate_inter(
     records: Sequence[str],
     batch_size: int,
     progress: bool,
+    annotator: str = "atr",
+    skipped: dict[str, str] | None = None,
 ) -> dict[str, np.ndarray]:
-    """End-to-end confusion matrix of each record: the annotator's output against its .atr."""
+    """End-to-end confusion matrix of each record: the annotator's output against its reference
+    annotations (`annotator`). With `skipped`, a record that cannot be read is left out and
+    noted there with the reason, instead of stopping the evaluation."""
     from tqdm import tqdm
 
     out = {}
-    bar = tqdm(list(records), desc="DS2", unit="rec", disable=not progress)
+    bar = tqdm(list(records), desc=data_dir.name, unit="rec", disable=not progress)
     for record in bar:
         bar.set_postfix_str(record)
-        lead = read_lead(record, data_dir, invalid_ok=True)  # gaps, as the annotator has them
-        atr = read_annotations(record, data_dir)
+        try:
+            lead = read_lead(record, data_dir, invalid_ok=True)  # gaps, as the annotator has them
+            atr = read_annotations(record, data_dir, annotator)
+        except InputError as exc:
+            if skipped is None:
+                raise
+            skipped[record] = str(exc)
+            print(f"warning: {exc}; record left out", file=sys.stderr)
+            continue
         ann = annotate_lead(lead, classifier, batch_size=batch_size)
         out[record] = record_confusion(atr.symbol, atr.sample, ann.samples, ann.labels, lead.fs)
     return out
+
+
+def database_records(data_dir: Path, annotator: str) -> tuple[list[str], dict[str, str]]:
+    """(records to score, records left out and why) of a WFDB database directory: the names in
+    its RECORDS file (PhysioNet's list), else every header's; a record without reference
+    annotations is left out."""
+    listing = data_dir / "RECORDS"
+    if listing.is_file():
+        names = [line.strip() for line in listing.read_text().splitlines() if line.strip()]
+    else:
+        names = sorted(p.stem for p in data_dir.glob("*.hea"))
+    found, skipped = [], {}
+    for name in names:
+        if (data_dir / f"{name}.{annotator}").is_file():
+            found.append(name)
+        else:
+            skipped[name] = f"no reference annotations {name}.{annotator}"
+    return found, skipped
+
+
+def training_records(model_contract: contract.BeatContract) -> tuple[str, ...]:
+    """MIT-BIH records whose beats trained the model (DS1 for inter, every record otherwise)."""
+    return splits.DS1 if trained_split(model_contract) == "inter" else splits.ALL_RECORDS
+
+
+def check_external(
+    data_dir: Path, records: Sequence[str], model_contract: contract.BeatContract
+) -> None:
+    """Refuse MIT-BIH records the model trained on: a copy of MIT-BIH is not another database.
+
+    A record is one when it has a training record's name, MIT-BIH's rate and its length; other
+    databases reuse the names (LTAFDB's 100-122) but not the rest.
+    """
+    import wfdb
+
+    trained = set(training_records(model_contract))
+    for record in records:
+        if record not in trained:
+            continue
+        try:
+            header = wfdb.rdheader(str(data_dir / record))
+        except Exception:  # unreadable: read_lead says why when the record is scored
+            continue
+        if header.fs == MITDB_FS and header.sig_len == MITDB_SAMPLES:
+            raise InputError(
+                f"record {record!r} in {data_dir} is MIT-BIH record {record}, whose beats trained "
+                "the model; --split external scores other databases (use --split inter for "
+                "MIT-BIH's DS2)"
+            )
 
 
 def evaluate_intra(
@@ -127,6 +197,17 @@ def evaluate_intra(
         ]
     )
     return metrics.confusion_matrix(beats.labels[test], pred, K), len(beats)
+
+
+def external_dir(data_dir: str | None) -> Path:
+    """The external database's directory: it must be named, since nothing can be downloaded
+    for a database we do not know."""
+    if not data_dir:
+        raise InputError("--split external needs --data-dir: the directory of the WFDB database")
+    path = Path(data_dir).expanduser()
+    if not path.is_dir():
+        raise InputError(f"data directory {path} (from --data-dir) does not exist")
+    return path
 
 
 def training_seed(model_contract: contract.BeatContract) -> int:
@@ -195,7 +276,8 @@ def evaluate(args: argparse.Namespace) -> Evaluation:
     model_contract = classifier.contract
     trained = trained_split(model_contract)
     split = args.split or (trained if trained in SPLITS else "inter")
-    check_split(split, model_contract)
+    if split != EXTERNAL:
+        check_split(split, model_contract)
     t0 = time.perf_counter()
     provenance = {
         "model": shown_path(classifier.path),
@@ -222,6 +304,32 @@ def evaluate(args: argparse.Namespace) -> Evaluation:
         boot = metrics.bootstrap_groups(group_cms, args.bootstrap, args.seed)
         unit = "record"
         provenance["records"] = list(records)
+    elif split == EXTERNAL:
+        data_dir = external_dir(args.data_dir)
+        if args.records:
+            records, skipped = list(dict.fromkeys(args.records)), {}
+        else:
+            records, skipped = database_records(data_dir, args.annotator)
+            if not records:
+                raise InputError(
+                    f"no record in {data_dir} has reference annotations (.{args.annotator} "
+                    "files); name the annotation file's extension with --annotator"
+                )
+        check_external(data_dir, records, model_contract)
+        per_record = evaluate_inter(
+            classifier, data_dir, records, args.batch_size, args.progress, args.annotator,
+            skipped=skipped if not args.records else None,
+        )  # fmt: skip
+        if not per_record:
+            raise InputError(f"no record of {data_dir} could be scored: {skipped}")
+        group_cms = np.stack(list(per_record.values()))
+        cm = group_cms.sum(axis=0)
+        boot = metrics.bootstrap_groups(group_cms, args.bootstrap, args.seed)
+        unit = "record"
+        provenance.update(
+            database=shown_path(data_dir), annotator=args.annotator, records=list(per_record),
+            skipped=skipped,
+        )  # fmt: skip
     else:
         seed = training_seed(model_contract)
         records = intra_records(model_contract)
@@ -287,11 +395,11 @@ def _pct(est: dict) -> str:
 
 def to_markdown(report: dict) -> str:
     split = report["split"]
-    title = (
-        "Inter-patient evaluation (DS2, end to end, EC57 beat-by-beat)"
-        if split == "inter"
-        else "Intra-patient evaluation (held-out 20 % of beats, random split)"
-    )
+    title = {
+        "inter": "Inter-patient evaluation (DS2, end to end, EC57 beat-by-beat)",
+        "intra": "Intra-patient evaluation (held-out 20 % of beats, random split)",
+        EXTERNAL: f"Another database ({report.get('database')}, end to end, EC57 beat-by-beat)",
+    }[split]
     b = report["bootstrap"]
     unit = "patients (records)" if report["bootstrap_unit"] == "record" else "beats"
     lines = [
@@ -304,9 +412,15 @@ def to_markdown(report: dict) -> str:
         f"Figures in % with bootstrap {100 * b['level']:.0f} % intervals from {b['n']} resamples "
         f"of {unit} (seed {b['seed']}).",
     ]
-    if split == "inter":
+    if split in ("inter", EXTERNAL):
+        scored = (
+            f"{len(report['records'])} DS2 records"
+            if split == "inter"
+            else f"{len(report['records'])} records of {report['database']} (reference "
+            f"annotations .{report['annotator']}), none of whose patients trained the model,"
+        )
         lines += [
-            f"Every reference beat with an AAMI class in the {len(report['records'])} DS2 records "
+            f"Every reference beat with an AAMI class in the {scored} "
             "is scored (ventricular flutter episodes excluded); our beats are matched within "
             f"{1000 * report['match_window_s']:.0f} ms. A missed reference beat counts against the "
             "sensitivity of its class, an extra detection against the +P of the class it was "
@@ -319,6 +433,8 @@ def to_markdown(report: dict) -> str:
             f"{len(report['records'])} records. "
             "Patients appear in both training and test data: not a claim about new patients.",
         ]
+    for record, why in report.get("skipped", {}).items():
+        lines.append(f"- Left out: {record} ({why})")
     lines += ["", "| Class | Reference beats | Se | +P | F1 |", "|---|---:|---:|---:|---:|"]
     for c, r in report["per_class"].items():
         lines.append(
@@ -413,7 +529,8 @@ def write_report(ev: Evaluation, out_dir: Path) -> dict:
     text = json.dumps(report, indent=2, allow_nan=False) + "\n"
     _replace_into(out_dir, "metrics.json", lambda p: p.write_text(text))
     _replace_into(out_dir, "report.md", lambda p: p.write_text(to_markdown(report)))
-    title = f"{ev.split}-patient, model {report['model_version']}"
+    kind = f"{ev.split}-patient" if ev.split in SPLITS else report["database"]
+    title = f"{kind}, model {report['model_version']}"
     _replace_into(out_dir, "confusion.png", lambda p: plot_confusion(ev.cm, title, p))
     return report
 
@@ -431,13 +548,31 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="TorchScript model (default: the shipped model, or $ECG_MODEL)")
     p.add_argument(
         "--split",
-        choices=SPLITS,
-        help="inter: DS2 end to end; intra: held-out beats (default: the split that trained the "
-        "model)",
+        choices=(*SPLITS, EXTERNAL),
+        help="inter: DS2 end to end; intra: held-out beats; external: the annotated records of "
+        "another database (--data-dir) end to end (default: the split that trained the model)",
     )
-    p.add_argument("--data-dir", help="MIT-BIH directory (default: $ECG_MITDB_DIR, else download)")
-    p.add_argument("--out", help="output directory (default: reports/<split>)")
-    p.add_argument("--records", nargs="+", metavar="RECORD", help="inter: a subset of DS2")
+    p.add_argument(
+        "--data-dir",
+        help="MIT-BIH directory (default: $ECG_MITDB_DIR, else download); with --split external "
+        "the other database's directory (required)",
+    )
+    p.add_argument(
+        "--out",
+        help="output directory (default: reports/<split>, reports/external-<database directory>)",
+    )
+    p.add_argument(
+        "--records",
+        nargs="+",
+        metavar="RECORD",
+        help="inter: a subset of DS2; external: these records (default: the directory's RECORDS "
+        "list, else every record with reference annotations)",
+    )
+    p.add_argument(
+        "--annotator",
+        default="atr",
+        help="external: extension of the reference annotation files (default atr)",
+    )
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (the split seed comes from "
                    "the model file)")  # fmt: skip
@@ -454,7 +589,10 @@ def run(argv: list[str] | None = None) -> int:
     if args.batch_size < 1:
         raise InputError(f"--batch-size must be at least 1, got {args.batch_size}")
     ev = evaluate(args)
-    out_dir = Path(args.out or Path("reports") / ev.split)
+    default = ev.split
+    if ev.split == EXTERNAL:
+        default = f"{EXTERNAL}-{Path(args.data_dir).expanduser().resolve().name}"
+    out_dir = Path(args.out or Path("reports") / default)
     report = write_report(ev, out_dir)
     pc = report["per_class"]
     summary = ", ".join(f"{c} Se {_pct(pc[c]['se'])} +P {_pct(pc[c]['ppv'])}" for c in pc)
