@@ -52,6 +52,18 @@ def test_record_beats_are_labelled_from_their_matched_reference_beat(mitdb_dir, 
     np.testing.assert_array_equal(again.labels, beats.labels)
 
 
+def test_other_lead_beats_are_the_same_heartbeats_seen_on_v1(mitdb_dir, tmp_path):
+    mlii = build_beatset(mitdb_dir, ["119"], cache_dir=tmp_path, progress=False)
+    v1 = build_beatset(mitdb_dir, ["119"], cache_dir=tmp_path, progress=False, other_lead=True)
+    assert sorted(p.name.split("-")[0] for p in tmp_path.glob("*.npz")) == ["119", "119.other"]
+    # 119's bigeminy on V1: nearly every reference beat found again, with the same labels.
+    assert len(v1) > 0.95 * len(mlii)
+    assert abs(v1.class_counts()["V"] - mlii.class_counts()["V"]) < 0.05 * mlii.class_counts()["V"]
+    same = np.intersect1d(v1.ref_index, mlii.ref_index)
+    assert len(same) > 0.95 * len(mlii)
+    assert not np.array_equal(v1.waveforms[:10], mlii.waveforms[:10])  # another lead's shape
+
+
 def _write_csv(path, rows: np.ndarray) -> None:
     np.savetxt(path, rows, delimiter=",", fmt="%.6e")
 
@@ -323,6 +335,7 @@ def test_equal_weight_average_is_the_mean_of_its_snapshots():
         (["--members", "0"], "--members must be at least 1"),
         (["--members", "2", "--teacher-seeds", "2"], "give one of them"),
         (["--lstm-hidden", "0"], "--lstm-hidden must be a positive integer"),
+        (["--other-leads", "--split", "intra"], "the inter or all split only"),
     ],
 )
 def test_bad_arguments_are_one_line_errors(argv, message, capsys, tmp_path):
@@ -372,6 +385,7 @@ def test_refit_trains_on_the_validation_patients_for_every_epoch(mitdb_dir, tmp_
     config = json.loads((out / "config.json").read_text())
     assert config["split"].startswith("inter: train 101 106 119; validation patients none")
     assert config["counts"]["val"]["N"] == 0 and config["counts"]["test"]["N"] > 2000
+    trained_on_one_lead = sum(config["counts"]["train"].values())
     log = json.loads((out / "log.json").read_text())
     assert [r["epoch"] for r in log] == [1, 2, 3]  # no early stopping: nothing to stop on
     assert all(r["val_macro_f1"] is None for r in log)
@@ -383,6 +397,16 @@ def test_refit_trains_on_the_validation_patients_for_every_epoch(mitdb_dir, tmp_
     clf = BeatClassifier(out / "model.pt", device="cpu")
     assert clf.contract.extra["best_epoch"] == "3"
     assert clf.contract.extra["val_macro_f1"] == "none"
+
+    # The training patients' other lead doubles the training beats, and only those.
+    both = tmp_path / "both"
+    argv[argv.index(str(out))] = str(both)
+    assert train.main([*argv, "--other-leads", "--epochs", "1"]) == 0
+    config = json.loads((both / "config.json").read_text())
+    assert config["split"].startswith("inter: train 101 106 119 (both leads); validation")
+    assert 1.9 * trained_on_one_lead < sum(config["counts"]["train"].values())
+    assert sum(config["counts"]["train"].values()) < 2 * trained_on_one_lead
+    assert config["counts"]["test"]["N"] > 2000 and config["counts"]["val"]["N"] == 0
 
 
 def test_cross_validation_pools_the_folds_confusion_matrices():

@@ -125,6 +125,10 @@ SETTINGS: dict[str, tuple[str, list[str]]] = {
         "… and three of those networks (seeds SEED to SEED+2), their probabilities averaged",
         [*_AF_EVIDENCE, "--conv-channels", "16,32,32", "--lstm-hidden", "32", "--members", "3"],
     ),
+    "other_leads": (
+        "… and the training patients' other lead (mostly V1) as more training beats",
+        [*_AF_EVIDENCE, "--other-leads"],
+    ),
     "long_only": (
         "… and RR ratios over the long-term mean only",
         ["--features", "rr_local_s,rr_available,rr_long,rhythm,template", *_RHYTHM],

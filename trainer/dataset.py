@@ -148,8 +148,11 @@ def build_beatset(
     records: Sequence[str],
     cache_dir: str | Path | None = None,
     progress: bool = True,
+    other_lead: bool = False,
 ) -> BeatSet:
-    """Detected, reference-labelled beats of `records` (names in the WFDB dir `data_dir`)."""
+    """Detected, reference-labelled beats of `records` (names in the WFDB dir `data_dir`), cut
+    from the lead the monitor analyses, or with `other_lead` from each record's other ECG lead
+    (a record with none gives no beats)."""
     if isinstance(records, str):
         raise ValueError("records must be a sequence of record names, not one string")
     if not records:
@@ -159,10 +162,11 @@ def build_beatset(
     from tqdm import tqdm
 
     parts, totals = [], Counter()
-    bar = tqdm(list(records), desc="beats", unit="rec", disable=not progress)
+    desc = "other-lead beats" if other_lead else "beats"
+    bar = tqdm(list(records), desc=desc, unit="rec", disable=not progress)
     for record in bar:
         bar.set_postfix_str(record)
-        part, stats = _cached_record(data_dir, str(record), cache)
+        part, stats = _cached_record(data_dir, str(record), cache, other_lead)
         parts.append(part)
         totals.update(stats)
     log.info(
@@ -203,11 +207,14 @@ def _record_fingerprint(data_dir: Path, record: str) -> str:
     return ";".join(parts)
 
 
-def _cached_record(data_dir: Path, record: str, cache: Path) -> tuple[BeatSet, dict[str, int]]:
+def _cached_record(
+    data_dir: Path, record: str, cache: Path, other_lead: bool = False
+) -> tuple[BeatSet, dict[str, int]]:
     digest = hashlib.sha256(
         f"{cache_key()}|{_record_fingerprint(data_dir, record)}".encode()
     ).hexdigest()[:16]
-    path = cache / f"{record}-{digest}.npz"
+    stem = f"{record}.other" if other_lead else record
+    path = cache / f"{stem}-{digest}.npz"
     if path.is_file():
         try:
             with np.load(path, allow_pickle=False) as z:
@@ -215,9 +222,9 @@ def _cached_record(data_dir: Path, record: str, cache: Path) -> tuple[BeatSet, d
                 return BeatSet(**{f.name: z[f.name] for f in fields(BeatSet)}), stats
         except (OSError, ValueError, KeyError) as exc:
             log.warning("rebuilding %s: unreadable cache file (%s)", path, exc)
-    beats, stats = label_record(data_dir, record)
+    beats, stats = label_record(data_dir, record, other_lead)
     cache.mkdir(parents=True, exist_ok=True)
-    for stale in cache.glob(f"{record}-*.npz"):
+    for stale in cache.glob(f"{stem}-*.npz"):
         if ".tmp." not in stale.name:  # another process's half-written file is its own
             stale.unlink(missing_ok=True)
     tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
@@ -228,12 +235,18 @@ def _cached_record(data_dir: Path, record: str, cache: Path) -> tuple[BeatSet, d
     return beats, stats
 
 
-def label_record(data_dir: str | Path, record: str) -> tuple[BeatSet, dict[str, int]]:
-    """Cut one record as the stream would and label each detected beat from its .atr."""
+def label_record(
+    data_dir: str | Path, record: str, other_lead: bool = False
+) -> tuple[BeatSet, dict[str, int]]:
+    """Cut one record as the stream would and label each detected beat from its .atr; with
+    `other_lead`, cut from its other ECG lead (the reference beats are the same heartbeats)."""
     data_dir = Path(data_dir)
-    lead = read_lead(record, data_dir)
+    lead = read_lead(record, data_dir, others=other_lead)
     ann = read_annotations(record, data_dir)
-    beats = extract_beats(lead.signal, lead.fs)
+    signal = lead.signal
+    if other_lead:
+        signal = lead.others[0] if lead.others else np.zeros(0)
+    beats = extract_beats(signal, lead.fs)
     ref = ec57.reference_beats(ann.symbol, ann.sample)
     det_idx = np.array([b.index for b in beats], dtype=np.int64)
     m = ec57.match(ref.samples, det_idx, lead.fs, ec57.MATCH_WINDOW_S, exclude=ref)

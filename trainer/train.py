@@ -179,6 +179,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--no-augment", action="store_true", help="train on the beats as cut")
     p.add_argument(
+        "--other-leads",
+        action="store_true",
+        help="also train on the training patients' other ECG lead (validation and test stay "
+        "on the analysed lead)",
+    )
+    p.add_argument(
         "--channels",
         default=",".join(DEFAULT_CHANNELS),
         help="waveform channels the model reads, comma-separated, 'beat' first; from "
@@ -391,6 +397,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.refit and (args.fold or args.split not in ("inter", "all")):
         raise InputError("--refit trains on the validation patients of the inter or all split: "
                          "not with --fold, the intra split or --kaggle-csv")  # fmt: skip
+    if args.other_leads and args.split not in ("inter", "all"):
+        raise InputError(
+            "--other-leads adds the training patients' other lead: the inter or all split "
+            "only (in the intra split the same beats are tested)"
+        )
     if args.records:
         args.records = [r for item in args.records for r in item.split(",") if r]
     return args
@@ -537,6 +548,14 @@ def load_split(args: argparse.Namespace) -> Split:
     if args.refit:
         tr, va = np.union1d(tr, va), va[:0]
     parts = [beats.subset(i) for i in (tr, va, te)]
+    if args.other_leads:
+        # The training patients' other lead: the same heartbeats seen from another angle, so
+        # a database whose first lead is not MIT-BIH's MLII is not a new world to the model.
+        trained = sorted(set(parts[0].records.tolist()))
+        other = build_beatset(
+            data_dir, trained, args.cache_dir, progress=not args.no_progress, other_lead=True
+        )
+        parts[0] = BeatSet.concat([parts[0], other])
 
     def recs(b: BeatSet) -> str:
         return " ".join(sorted(set(b.records.tolist()))) or "none"
@@ -549,8 +568,9 @@ def load_split(args: argparse.Namespace) -> Split:
     else:
         held = "none (--refit: the validation patients train too)" if args.refit else recs(parts[1])
         desc = (
-            f"{args.split}: train {recs(parts[0])}; validation patients {held}; "
-            f"test {recs(parts[2])}"
+            f"{args.split}: train {recs(parts[0])}"
+            + (" (both leads)" if args.other_leads else "")
+            + f"; validation patients {held}; test {recs(parts[2])}"
         )
     return Split(*parts, args.split, desc)
 
