@@ -174,5 +174,20 @@ def test_wfdb_upload_is_scored_against_its_annotations(mitdb_dir: Path, tmp_path
     assert any("matched to" in n for n in beats.notes)
     with pytest.raises(InputError, match=r"\.dat signal file is missing"):
         analysis.load([f for f in files if not f.name.endswith(".dat")])
+
+    # Ten seconds of invalid samples (a lead off, a monitor's gap) from 40 s: the cutter starts
+    # over after them, as the annotator does, instead of refusing the record.
+    signal = rec.p_signal.copy()
+    signal[40 * 360 : 50 * 360, 0] = np.nan
+    gap = tmp_path / "gap"
+    gap.mkdir()
+    wfdb.wrsamp("g100", fs=rec.fs, units=rec.units, sig_name=rec.sig_name, p_signal=signal,
+                fmt=["16", "16"], write_dir=str(gap))  # fmt: skip
+    wfdb.wrann("g100", "atr", ann.sample, ann.symbol, write_dir=str(gap))
+    holed = analysis.load([Upload(p.name, p.read_bytes()) for p in sorted(gap.iterdir())])
+    assert not np.any((holed.times > 40) & (holed.times < 50))
+    assert np.any(holed.times > 55) and len(holed.times) >= 0.8 * len(beats.times)
+    assert any("1 stretches of invalid samples (10.0 s) skipped" in n for n in holed.notes)
+    assert sum(lb is not None for lb in holed.labels) >= 0.95 * len(holed.labels)
     with pytest.raises(InputError, match=r"exactly one \.hea"):
         analysis.load([f for f in files if not f.name.endswith(".hea")])

@@ -9,8 +9,10 @@ Accepted uploads (at most `MAX_UPLOAD_MB` in total, `MAX_BEATS` beats):
 - A single-lead signal CSV (one column, mV, optional header) with its sampling rate: cut into
   beats by `monitor.beats.extract_beats`, exactly as a bedside stream is.
 - A WFDB record: .hea + .dat, optionally .atr. The lead is chosen as everywhere else
-  (`monitor.records.read_lead`), beats are cut as above, and with an .atr the beats are paired
-  with the reference (EC57, 150 ms, VF episodes excluded) to score the prediction.
+  (`monitor.records.read_lead`), beats are cut as above (a stretch of invalid samples is a gap:
+  the cutter starts over after it, as the annotator and a live bed do), and with an .atr the
+  beats are paired with the reference (EC57, 150 ms, VF episodes excluded) to score the
+  prediction.
 
 Everything a person can get wrong raises `InputError` with one sentence saying what to fix.
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 import base64
 import binascii
 import csv
+import dataclasses
 import io
 import tempfile
 from collections import Counter
@@ -252,8 +255,14 @@ def _signal(name: str, rows: list[list[str]], first_line: int, fs: float | None)
 
 
 def _cut(name: str, x: np.ndarray, fs: float) -> list:
+    """Beats of `x`, each stretch of valid samples cut on its own (indices from x's start)."""
+    from monitor.annotate import runs_of
+
+    beats = []
     try:
-        beats = extract_beats(x, fs)
+        for start, stop in runs_of(np.isfinite(x)):
+            beats += [dataclasses.replace(b, index=start + b.index)
+                      for b in extract_beats(x[start:stop], fs)]  # fmt: skip
     except ValueError as exc:
         raise InputError(f"{name}: {exc}") from exc
     if not beats:
@@ -282,11 +291,20 @@ def load_wfdb(files: list[Upload]) -> UploadedBeats:
     with tempfile.TemporaryDirectory(prefix="ecg-upload-") as tmp:
         for f in files:
             (Path(tmp) / Path(f.name).name).write_bytes(f.data)
-        lead = read_lead(record, tmp)
+        lead = read_lead(record, tmp, invalid_ok=True)
         beats = _cut(f"record {record}", lead.signal, lead.fs)
         atr = Path(tmp) / f"{record}.atr"
         labels, notes = (_reference_labels(atr, beats, lead.fs) if atr.is_file()
                          else (None, []))
+    invalid = ~np.isfinite(lead.signal)
+    if invalid.any():
+        from monitor.annotate import runs_of
+
+        notes.append(
+            f"{len(runs_of(invalid))} stretches of invalid samples "
+            f"({np.count_nonzero(invalid) / lead.fs:.1f} s) skipped, the beat cutter starting "
+            "over after each"
+        )
     return UploadedBeats(
         f"WFDB record {record}, lead {lead.name}, {len(lead.signal) / lead.fs:.0f} s at "
         f"{lead.fs:g} Hz",
