@@ -110,6 +110,13 @@ class Annotation:
         return {c: found.get(c, 0) for c in contract.CLASSES}
 
 
+def skipped_note(stretches: int, seconds: float) -> str:
+    """What the beat cutter skipped of a lead with invalid samples, for a person to read."""
+    noun = "stretch" if stretches == 1 else "stretches"
+    return (f"{stretches} {noun} of invalid samples ({seconds:.1f} s) skipped, the beat cutter "
+            "starting over after each")  # fmt: skip
+
+
 def runs_of(mask: np.ndarray) -> list[tuple[int, int]]:
     """[start, stop) of each run of True in `mask`, in order."""
     edges = np.flatnonzero(np.diff(np.concatenate(([0], mask.astype(np.int8), [0]))))
@@ -338,8 +345,7 @@ def run(argv: list[str] | None = None) -> int:
         alarms = ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())) or "none"
         notes = ""
         if ann.gaps:
-            notes += (f"; {ann.gaps} stretches of invalid samples ({ann.gap_samples / ann.fs:.1f}"
-                      " s) skipped, the pipeline restarting after each")  # fmt: skip
+            notes += f"; {skipped_note(ann.gaps, ann.gap_samples / ann.fs)}"
         if lead.left_out:
             notes += f"; left out: {', '.join(lead.left_out)}"
         print(

@@ -205,7 +205,7 @@ def test_invalid_samples_are_a_gap_the_pipeline_restarts_after(mitdb_dir, shippe
     _write(data, "gappy", lead.fs, x)
     done = _annotate("gappy", "--data-dir", data, "--out", out, "--model", shipped_model)
     assert done.returncode == 0, done.stderr
-    assert "1 stretches of invalid samples (10.0 s) skipped" in done.stdout
+    assert "1 stretch of invalid samples (10.0 s) skipped" in done.stdout
     ann = wfdb.rdann(str(out / "gappy"), "ecgm")
     beats = ann.sample[np.array([s != "+" for s in ann.symbol])]
     assert not np.any((beats >= gap.start) & (beats < gap.stop))

@@ -187,7 +187,7 @@ def test_wfdb_upload_is_scored_against_its_annotations(mitdb_dir: Path, tmp_path
     holed = analysis.load([Upload(p.name, p.read_bytes()) for p in sorted(gap.iterdir())])
     assert not np.any((holed.times > 40) & (holed.times < 50))
     assert np.any(holed.times > 55) and len(holed.times) >= 0.8 * len(beats.times)
-    assert any("1 stretches of invalid samples (10.0 s) skipped" in n for n in holed.notes)
+    assert any("1 stretch of invalid samples (10.0 s) skipped" in n for n in holed.notes)
     assert sum(lb is not None for lb in holed.labels) >= 0.95 * len(holed.labels)
     with pytest.raises(InputError, match=r"exactly one \.hea"):
         analysis.load([f for f in files if not f.name.endswith(".hea")])

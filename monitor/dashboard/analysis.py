@@ -298,13 +298,9 @@ def load_wfdb(files: list[Upload]) -> UploadedBeats:
                          else (None, []))
     invalid = ~np.isfinite(lead.signal)
     if invalid.any():
-        from monitor.annotate import runs_of
+        from monitor.annotate import runs_of, skipped_note
 
-        notes.append(
-            f"{len(runs_of(invalid))} stretches of invalid samples "
-            f"({np.count_nonzero(invalid) / lead.fs:.1f} s) skipped, the beat cutter starting "
-            "over after each"
-        )
+        notes.append(skipped_note(len(runs_of(invalid)), np.count_nonzero(invalid) / lead.fs))
     return UploadedBeats(
         f"WFDB record {record}, lead {lead.name}, {len(lead.signal) / lead.fs:.0f} s at "
         f"{lead.fs:g} Hz",
