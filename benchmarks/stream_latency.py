@@ -67,8 +67,7 @@ def contract_waits(
             for beat in extractor.feed(bed.signal[start:end]):
                 index = segment + beat.index
                 waits[bed.plan.bed, index] = ((end - index) / bed.fs, beat.index / bed.fs)
-            bed.position = end % len(bed.signal)
-            bed.played += end - start
+            bed.advance(start, end)
     return waits
 
 

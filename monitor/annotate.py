@@ -31,7 +31,7 @@ from monitor import contract
 from monitor.alarms import AlarmEvent, AlarmSettings
 from monitor.bed import BedPipeline, PendingBeat
 from monitor.errors import InputError, run_cli
-from monitor.records import ENV_MITDB, Lead, read_lead
+from monitor.records import ENV_MITDB, Lead, read_lead, runs_of, skipped_note
 from monitor.validate import BEDSIDE_CHUNK_S, Chunk
 
 if TYPE_CHECKING:
@@ -108,19 +108,6 @@ class Annotation:
     def counts(self) -> dict[str, int]:
         found = Counter(self.labels)
         return {c: found.get(c, 0) for c in contract.CLASSES}
-
-
-def skipped_note(stretches: int, seconds: float) -> str:
-    """What the beat cutter skipped of a lead with invalid samples, for a person to read."""
-    noun = "stretch" if stretches == 1 else "stretches"
-    return (f"{stretches} {noun} of invalid samples ({seconds:.1f} s) skipped, the beat cutter "
-            "starting over after each")  # fmt: skip
-
-
-def runs_of(mask: np.ndarray) -> list[tuple[int, int]]:
-    """[start, stop) of each run of True in `mask`, in order."""
-    edges = np.flatnonzero(np.diff(np.concatenate(([0], mask.astype(np.int8), [0]))))
-    return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
 
 
 def annotate_lead(

@@ -274,3 +274,16 @@ def resolve_physionet(
 def resolve_mitdb(data_dir: str | Path | None, records: Sequence[str] | None = None) -> Path:
     """The MIT-BIH Arrhythmia Database directory (`--data-dir`, else $ECG_MITDB_DIR)."""
     return resolve_physionet("mitdb", data_dir, ENV_MITDB, records)
+
+
+def skipped_note(stretches: int, seconds: float) -> str:
+    """What the beat cutter skipped of a lead with invalid samples, for a person to read."""
+    noun = "stretch" if stretches == 1 else "stretches"
+    return (f"{stretches} {noun} of invalid samples ({seconds:.1f} s) skipped, the beat cutter "
+            "starting over after each")  # fmt: skip
+
+
+def runs_of(mask: np.ndarray) -> list[tuple[int, int]]:
+    """[start, stop) of each run of True in `mask`, in order."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], mask.astype(np.int8), [0]))))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))

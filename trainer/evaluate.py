@@ -123,6 +123,15 @@ def evaluate_inter(
     return out
 
 
+def pooled_over_records(
+    per_record: dict[str, np.ndarray], n: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The records' confusion matrices summed, and bootstrap intervals resampling records:
+    beats of one patient are not independent, so patients are the unit (EC57 practice)."""
+    group_cms = np.stack(list(per_record.values()))
+    return group_cms.sum(axis=0), metrics.bootstrap_groups(group_cms, n, seed)
+
+
 def database_records(data_dir: Path, annotator: str) -> tuple[list[str], dict[str, str]]:
     """(records to score, records left out and why) of a WFDB database directory: the names in
     its RECORDS file (PhysioNet's list), else every header's; a record without reference
@@ -299,9 +308,7 @@ def evaluate(args: argparse.Namespace) -> Evaluation:
             )
         data_dir = resolve_mitdb(args.data_dir, records)
         per_record = evaluate_inter(classifier, data_dir, records, args.batch_size, args.progress)
-        group_cms = np.stack(list(per_record.values()))
-        cm = group_cms.sum(axis=0)
-        boot = metrics.bootstrap_groups(group_cms, args.bootstrap, args.seed)
+        cm, boot = pooled_over_records(per_record, args.bootstrap, args.seed)
         unit = "record"
         provenance["records"] = list(records)
     elif split == EXTERNAL:
@@ -322,9 +329,7 @@ def evaluate(args: argparse.Namespace) -> Evaluation:
         )  # fmt: skip
         if not per_record:
             raise InputError(f"no record of {data_dir} could be scored: {skipped}")
-        group_cms = np.stack(list(per_record.values()))
-        cm = group_cms.sum(axis=0)
-        boot = metrics.bootstrap_groups(group_cms, args.bootstrap, args.seed)
+        cm, boot = pooled_over_records(per_record, args.bootstrap, args.seed)
         unit = "record"
         provenance.update(
             database=shown_path(data_dir), annotator=args.annotator, records=list(per_record),

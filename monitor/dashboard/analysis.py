@@ -36,6 +36,7 @@ from monitor.beats import extract_beats
 from monitor.errors import InputError
 from monitor.inputs import absent_context, select, stack_beats
 from monitor.metrics import evaluate
+from monitor.records import read_lead, runs_of, skipped_note
 from monitor.validate import MAX_FS
 
 MAX_UPLOAD_MB = 20
@@ -256,8 +257,6 @@ def _signal(name: str, rows: list[list[str]], first_line: int, fs: float | None)
 
 def _cut(name: str, x: np.ndarray, fs: float) -> list:
     """Beats of `x`, each stretch of valid samples cut on its own (indices from x's start)."""
-    from monitor.annotate import runs_of
-
     beats = []
     try:
         for start, stop in runs_of(np.isfinite(x)):
@@ -277,8 +276,6 @@ def _cut(name: str, x: np.ndarray, fs: float) -> list:
 
 def load_wfdb(files: list[Upload]) -> UploadedBeats:
     """A WFDB record from its uploaded .hea/.dat (+ .atr) files."""
-    from monitor.records import read_lead
-
     headers = [f for f in files if f.name.lower().endswith(".hea")]
     if len(headers) != 1:
         raise InputError(
@@ -298,8 +295,6 @@ def load_wfdb(files: list[Upload]) -> UploadedBeats:
                          else (None, []))
     invalid = ~np.isfinite(lead.signal)
     if invalid.any():
-        from monitor.annotate import runs_of, skipped_note
-
         notes.append(skipped_note(len(runs_of(invalid)), np.count_nonzero(invalid) / lead.fs))
     return UploadedBeats(
         f"WFDB record {record}, lead {lead.name}, {len(lead.signal) / lead.fs:.0f} s at "
