@@ -14,6 +14,10 @@ signal-to-noise ratio in dB, the NST's definition, on every lead). DS2 is never 
     python -m trainer.crossval --settings af_evidence --seeds 0 --out runs/cv
     python benchmarks/label_robustness.py --runs runs/cv --settings af_evidence \
         --conditions analysed other bw:6 em:6 ma:6
+
+`--dominant-gate` scores the same runs with the dominant-beat gate (`monitor.decision`) of
+each setting given, in place of the one in the run's contract, so a rule after the network is
+chosen on unseen patients without retraining: `own` (the run's), `none`, or `RR,CORR`.
 """
 
 from __future__ import annotations
@@ -65,11 +69,28 @@ def shown(lead: Lead, condition: str, nstdb_dir: str | None) -> Lead | None:
     )
 
 
+def dominant_gate(text: str) -> tuple[float, ...] | None:
+    """A --dominant-gate value: None for the run's own, () for none, else (RR, CORR)."""
+    if text == "own":
+        return None
+    if text == "none":
+        return ()
+    try:
+        rr, corr = (float(v) for v in text.split(","))
+    except ValueError:
+        raise InputError(f"--dominant-gate takes own, none or RR,CORR, got {text!r}") from None
+    return (rr, corr)
+
+
 def score_run(
-    run_dir: Path, data_dir: Path, conditions: list[str], nstdb_dir: str | None
+    run_dir: Path, data_dir: Path, conditions: list[str], nstdb_dir: str | None,
+    gate: tuple[float, ...] | None = None,
 ) -> dict[str, np.ndarray]:
-    """EC57 confusion matrices of the run's model on its validation patients, per condition."""
+    """EC57 confusion matrices of the run's model on its validation patients, per condition,
+    with `gate` as its dominant-beat gate where given."""
     classifier = load_classifier(run_dir / "model.pt", "cpu")
+    if gate is not None:
+        classifier.contract = dataclasses.replace(classifier.contract, dominant_gate=gate)
     out = {condition: 0 for condition in conditions}
     for record in validation_patients(run_dir):
         lead = read_lead(record, data_dir, others=True)
@@ -85,17 +106,25 @@ def score_run(
     return out
 
 
-def row(setting: str, condition: str, cm: np.ndarray, n_runs: int) -> str:
-    """One table row: the pooled macro F1 as trainer.crossval averages it, and per class."""
+def macro_f1(cm: np.ndarray) -> float:
+    """Macro F1 over the scored classes, as trainer.crossval computes it."""
+    f1 = metrics.class_rates(cm, len(contract.CLASSES))["f1"]
+    return float(np.mean([np.nan_to_num(f1[contract.CLASSES.index(c)]) for c in SCORED]))
+
+
+def row(setting: str, condition: str, by_seed: dict[int, np.ndarray], n_runs: int) -> str:
+    """One table row: the macro F1 of each seed's pooled folds (mean ± sd over seeds, as
+    trainer.crossval gives it), and per class every run pooled."""
     k = len(contract.CLASSES)
+    cm = sum(by_seed.values())
     rates = metrics.class_rates(cm, k)
+    f1 = [100 * macro_f1(m) for m in by_seed.values()]
     at = {c: contract.CLASSES.index(c) for c in contract.CLASSES}
-    f1 = np.mean([np.nan_to_num(rates["f1"][at[c]]) for c in SCORED])
     cells = [f"{100 * rates['se'][at[c]]:.1f} / {100 * rates['ppv'][at[c]]:.1f}" for c in "NSV"]
     det = metrics.detection_rates(cm, k)
     return (
-        f"| {setting} | {condition} | {n_runs} | {100 * f1:.1f} | " + " | ".join(cells)
-        + f" | {100 * det['se']:.2f} / {100 * det['ppv']:.2f} |"
+        f"| {setting} | {condition} | {n_runs} | {np.mean(f1):.1f} ± {np.std(f1):.1f} | "
+        + " | ".join(cells) + f" | {100 * det['se']:.2f} / {100 * det['ppv']:.2f} |"
     )
 
 
@@ -107,32 +136,39 @@ def main(argv: list[str] | None = None) -> int:
                    help="analysed, other, KIND:SNR (bw, em, ma; e.g. em:6)")  # fmt: skip
     p.add_argument("--data-dir", help="MIT-BIH directory (default: $ECG_MITDB_DIR)")
     p.add_argument("--nstdb-dir", help="NSTDB directory (default: $ECG_NSTDB_DIR)")
+    p.add_argument("--dominant-gate", nargs="+", default=["own"], metavar="GATE",
+                   help="own, none or RR,CORR: the dominant-beat gate each run is scored with "
+                   "(default: the run's own)")  # fmt: skip
     args = p.parse_args(argv)
+    gates = {text: dominant_gate(text) for text in args.dominant_gate}
     for condition in args.conditions:
         if condition not in ("analysed", "other"):
             NoiseSpec.parse(condition)  # a bad one fails before an hour of scoring
     runs = Path(args.runs)
-    cms: dict[tuple[str, str], np.ndarray] = defaultdict(int)
+    cms: dict[tuple[str, str], dict[int, np.ndarray]] = defaultdict(lambda: defaultdict(int))
     counts: dict[str, int] = defaultdict(int)
     for setting in args.settings:
         dirs = sorted(d for d in runs.glob(f"{setting}-f*-s*") if (d / "model.pt").is_file())
         if not dirs:
             raise InputError(f"no finished run of {setting!r} in {runs}")
-        for run_dir in dirs:
-            data_dir = resolve_mitdb(args.data_dir, validation_patients(run_dir))
-            for condition, cm in score_run(
-                run_dir, data_dir, args.conditions, args.nstdb_dir
-            ).items():
-                cms[setting, condition] = cms[setting, condition] + cm
-            counts[setting] += 1
-            print(f"{run_dir.name} scored", file=sys.stderr, flush=True)
-    print("\nValidation patients of each run, end to end (EC57, 150 ms), every fold and seed "
-          "pooled\n")  # fmt: skip
+        for text, gate in gates.items():
+            name = setting if text == "own" else f"{setting}, dominant gate {text}"
+            for run_dir in dirs:
+                seed = int(run_dir.name.rsplit("-s", 1)[1])
+                data_dir = resolve_mitdb(args.data_dir, validation_patients(run_dir))
+                for condition, cm in score_run(
+                    run_dir, data_dir, args.conditions, args.nstdb_dir, gate
+                ).items():
+                    cms[name, condition][seed] = cms[name, condition][seed] + cm
+                counts[name] += 1
+                print(f"{run_dir.name} ({text}) scored", file=sys.stderr, flush=True)
+    print("\nValidation patients of each run, end to end (EC57, 150 ms); macro F1 of each seed's "
+          "folds pooled, mean ± sd over seeds; per class every run pooled\n")  # fmt: skip
     print("| setting | condition | runs | macro F1 (N S V F) | N Se / +P | S Se / +P | V Se / +P | "
           "detection Se / +P |")  # fmt: skip
     print("| --- | --- | ---: | ---: | --- | --- | --- | --- |")
-    for (setting, condition), cm in cms.items():
-        print(row(setting, condition, cm, counts[setting]))
+    for (name, condition), by_seed in cms.items():
+        print(row(name, condition, by_seed, counts[name]))
     return 0
 
 

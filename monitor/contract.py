@@ -134,6 +134,9 @@ FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
 
 #: The features `BeatContract.af_gate` thresholds, in its order (`monitor.decision`).
 AF_GATE_FEATURES = ("rr_entropy", "rr_turning", "rr_irregularity")
+#: The features `BeatContract.dominant_gate` reads: its two thresholds are on the first and
+#: the last, and the rule holds only where the template is learned (`monitor.decision`).
+DOMINANT_GATE_FEATURES = ("rr_prev_long", "template_available", "template_corr")
 
 
 def aami_class(symbol: str) -> str | None:
@@ -192,6 +195,11 @@ class BeatContract:
     #: Classes the model never calls: a beat the network calls one of them is reported N
     #: (`monitor.decision.report_as_n`); empty: every class as the network answers.
     report_as_n: tuple[str, ...] = ()
+    #: The decision rule for V calls (`monitor.decision.gate_dominant`): a beat called V whose
+    #: previous RR is at least the first threshold times the long-term mean RR and whose QRS
+    #: correlates with the dominant template at least the second is reported N; empty: the
+    #: network's V calls as they are.
+    dominant_gate: tuple[float, ...] = ()
     model_version: str = "unversioned"
     data_split: str = "unknown"
     data_hash: str = "unknown"
@@ -199,7 +207,7 @@ class BeatContract:
 
     PROVENANCE = ("model_version", "data_split", "data_hash", "extra")
     #: The inputs a model chooses; the loader checks them against the core, not against CURRENT.
-    CHOICES = ("channels", "features", "sequence", "af_gate", "report_as_n")
+    CHOICES = ("channels", "features", "sequence", "af_gate", "report_as_n", "dominant_gate")
 
     def __post_init__(self) -> None:
         if not self.channels or self.channels[0] != "beat":
@@ -217,6 +225,16 @@ class BeatContract:
             raise ValueError(
                 f"af_gate must be 4 thresholds on a model reading {', '.join(AF_GATE_FEATURES)}, "
                 f"got {self.af_gate!r} with features {', '.join(self.features)}"
+            )
+        if self.dominant_gate and (
+            len(self.dominant_gate) != 2
+            or not set(DOMINANT_GATE_FEATURES) <= set(self.features)
+            or "V" not in self.classes
+        ):
+            raise ValueError(
+                "dominant_gate must be 2 thresholds on a model that calls V and reads "
+                f"{', '.join(DOMINANT_GATE_FEATURES)}, got {self.dominant_gate!r} with features "
+                f"{', '.join(self.features)}"
             )
         if "N" in self.report_as_n or not set(self.report_as_n) <= set(self.classes):
             raise ValueError(
@@ -240,7 +258,7 @@ class BeatContract:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        for key in ("classes", "channels", "features", "af_gate", "report_as_n"):
+        for key in ("classes", "channels", "features", "af_gate", "report_as_n", "dominant_gate"):
             d[key] = list(d[key])
         d["normalisation"] = self.normalisation
         return d
@@ -255,7 +273,7 @@ class BeatContract:
             value = d[f.name]
             if f.name in ("classes", "channels", "features", "report_as_n"):
                 value = tuple(value)
-            elif f.name == "af_gate":
+            elif f.name in ("af_gate", "dominant_gate"):
                 value = tuple(float(v) for v in value)
             elif f.type == "float":
                 value = float(value)

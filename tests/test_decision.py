@@ -1,5 +1,6 @@
 """The decision rules after the network: S in atrial fibrillation goes to N, nothing else moves;
-the classes a model does not call are reported as N."""
+the classes a model does not call are reported as N; a V call on a beat that is on time and
+shaped like the dominant beat is N."""
 
 from __future__ import annotations
 
@@ -11,21 +12,33 @@ import pytest
 from monitor import contract
 from monitor.classifier import BeatClassifier
 from monitor.context import ABSENT
-from monitor.decision import decide, gate_af, in_af, report_as_n
+from monitor.decision import decide, gate_af, gate_dominant, in_af, report_as_n
 from monitor.errors import InputError
 from monitor.inputs import select
-from trainer.train import DEFAULT_REPORT_AS_N, default_af_gate, model_contract, parse_args
+from trainer.train import (
+    DEFAULT_REPORT_AS_N,
+    DOMINANT_GATE,
+    default_af_gate,
+    model_contract,
+    parse_args,
+)
 
 FEATURES = "rr_local,rr_long,rhythm,af"
+#: What the dominant-beat gate reads besides.
+TEMPLATE_FEATURES = FEATURES + ",template"
 
 
 def _context(bc: contract.BeatContract, entropy: float, turning: float, irregularity: float):
     """One beat's model context with these RR evidence values, the rest as if absent."""
+    return _with(bc, rr_entropy=entropy, rr_turning=turning, rr_irregularity=irregularity)
+
+
+def _with(bc: contract.BeatContract, **values: float) -> np.ndarray:
+    """One beat's model context with these feature values, the rest as if absent."""
     features = ABSENT.copy()
     names = list(contract.FEATURES)
-    features[names.index("rr_entropy")] = entropy
-    features[names.index("rr_turning")] = turning
-    features[names.index("rr_irregularity")] = irregularity
+    for name, value in values.items():
+        features[names.index(name)] = value
     previous = np.tile(ABSENT, (1, 4, 1))
     channels = np.zeros((1, len(contract.CHANNELS), contract.BEAT_LEN), dtype=np.float32)
     return select(bc, channels, features[None].astype(np.float32), previous.astype(np.float32))[1]
@@ -118,3 +131,73 @@ def test_the_shipped_model_reports_no_fusion_beats():
     probs = clf.predict_bare(rng.random((256, contract.BEAT_LEN), dtype=np.float32))
     assert (probs[:, contract.CLASSES.index("F")] == 0).all()
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_a_v_call_on_time_and_shaped_like_the_dominant_beat_is_n():
+    bc = model_contract("beat", TEMPLATE_FEATURES, 0)
+    assert bc.dominant_gate == DOMINANT_GATE == (1.0, 0.7)
+    probs = np.array([[0.1, 0.05, 0.8, 0.05, 0.0]], dtype=np.float32)
+
+    def gated(**values: float) -> np.ndarray:
+        return gate_dominant(probs, _with(bc, template_available=1.0, **values), bc)
+
+    np.testing.assert_allclose(gated(rr_prev_long=1.05, template_corr=0.9),
+                               [[0.9, 0.05, 0.0, 0.05, 0.0]])  # fmt: skip
+    premature = {"rr_prev_long": 0.8, "template_corr": 0.95}
+    escape = {"rr_prev_long": 1.3, "template_corr": 0.2}  # late, but not the dominant shape
+    for kept in (premature, escape):
+        np.testing.assert_array_equal(gated(**kept), probs)
+    unlearned = _with(bc, rr_prev_long=1.1, template_corr=0.95)  # no template yet
+    np.testing.assert_array_equal(gate_dominant(probs, unlearned, bc), probs)
+    normal = np.array([[0.6, 0.0, 0.4, 0.0, 0.0]], dtype=np.float32)  # only V calls move
+    np.testing.assert_array_equal(gate_dominant(normal, _with(bc, template_available=1.0), bc),
+                                  normal)  # fmt: skip
+    assert probs[0, 2] == np.float32(0.8)  # not in place
+    off = model_contract("beat", TEMPLATE_FEATURES, 0, dominant_gate=False)
+    on_time = _with(off, template_available=1.0, rr_prev_long=1.1, template_corr=0.95)
+    np.testing.assert_array_equal(gate_dominant(probs, on_time, off), probs)
+    assert model_contract("beat", FEATURES, 0).dominant_gate == ()  # no template to compare with
+
+
+def test_the_dominant_gate_travels_in_the_contract_and_is_checked():
+    bc = model_contract("beat", TEMPLATE_FEATURES, 1)
+    back = contract.BeatContract.from_dict(bc.to_dict())
+    assert back == bc and back.dominant_gate == DOMINANT_GATE
+    old = {k: v for k, v in bc.to_dict().items() if k != "dominant_gate"}
+    assert contract.BeatContract.from_dict(old).dominant_gate == ()  # a file from before the rule
+    with pytest.raises(ValueError, match="dominant_gate"):
+        dataclasses.replace(bc, dominant_gate=(1.0,))
+    with pytest.raises(ValueError, match="dominant_gate"):
+        dataclasses.replace(model_contract("beat", FEATURES, 0), dominant_gate=DOMINANT_GATE)
+    assert parse_args([]).inputs.dominant_gate == DOMINANT_GATE
+    assert parse_args(["--no-dominant-gate"]).inputs.dominant_gate == ()
+
+
+def _wide_beats() -> np.ndarray:
+    """Kachuee beats of a wide QRS (40-120 ms Gaussian and its opposite swing), either polarity:
+    what the network calls ventricular."""
+    t = np.arange(contract.BEAT_LEN) / contract.FS
+    beats = []
+    for width in (0.04, 0.06, 0.08, 0.1, 0.12):
+        w = np.exp(-0.5 * (t / width) ** 2) - 0.4 * np.exp(-0.5 * ((t - 3 * width) / width) ** 2)
+        for shape in (w, -w):
+            beats.append((shape - shape.min()) / (shape.max() - shape.min()))
+    return np.array(beats, dtype=np.float32)[:, None, :]
+
+
+def test_the_shipped_model_calls_no_on_time_dominant_beat_v():
+    clf = BeatClassifier(device="cpu")
+    assert clf.contract.dominant_gate == DOMINANT_GATE
+    x = _wide_beats()
+    v = contract.CLASSES.index("V")
+    on_time = np.repeat(_with(clf.contract, template_available=1.0, rr_prev_long=1.05,
+                              template_corr=0.9), len(x), axis=0)  # fmt: skip
+    early_unlike = np.repeat(_with(
+        clf.contract, template_available=1.0, rr_prev_long=0.6, rr_prev_ratio=0.6,
+        template_corr=0.1, template_corr_wide=0.1, width_log2=1.0, residual=0.5,
+        cluster_share=0.05,
+    ), len(x), axis=0)  # fmt: skip
+    assert (clf.predict(x, early_unlike).argmax(axis=1) == v).all()
+    assert (clf.predict(x, on_time).argmax(axis=1) != v).all()
+    clf.contract = dataclasses.replace(clf.contract, dominant_gate=())  # the network's own calls
+    assert (clf.predict(x, on_time).argmax(axis=1) == v).sum() >= len(x) // 2
