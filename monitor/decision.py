@@ -27,12 +27,12 @@ The third rule asks of a V call what a bedside monitor asks of a PVC: is the bea
 and does its QRS differ from the patient's dominant beat? A beat that comes no earlier than the
 patient's long-term mean RR (`rr_prev_long`) and whose QRS matches the dominant template
 (`template_corr`, only once a template is learned) is reported N (`BeatContract.dominant_gate`).
-On DS1 cross-validation the network's false V calls were mostly such beats: the normal beats of
-a patient whose conducted QRS is wide and varies (203: 1 094 of its 2 500 normal beats called V),
-and normal beats that noise distorts. A ventricular escape beat is late but differs from the
-template, and the beats of a ventricular tachycardia come early, so both keep their V; what it
-costs is the V beats that match the template on time, as in a patient whose frequent PVCs
-became the dominant shape (208).
+On DS1 cross-validation over half of the network's false V calls were such beats, the normal
+beats of a patient whose conducted QRS is wide and varies (203: 1 094 of its 2 500 normal beats
+called V); normal beats that noise distorts look the same. A ventricular escape beat is late
+but differs from the template, and the beats of a ventricular tachycardia come early, so both
+keep their V; what it costs is the V beats that match the template on time, as in a patient
+whose frequent PVCs became the dominant shape (208).
 """
 
 from __future__ import annotations
