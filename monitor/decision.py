@@ -61,16 +61,22 @@ def in_af(context: np.ndarray, bc: contract.BeatContract) -> np.ndarray:
     )
 
 
+def _moved_to_n(
+    probs: np.ndarray, rows: np.ndarray, label: str, bc: contract.BeatContract
+) -> np.ndarray:
+    """`probs` with `label`'s probability of the beats in `rows` added to N's (not in place)."""
+    if not rows.any():
+        return probs
+    k, n = bc.classes.index(label), bc.classes.index("N")
+    out = probs.copy()
+    out[rows, n] += out[rows, k]
+    out[rows, k] = 0.0
+    return out
+
+
 def gate_af(probs: np.ndarray, context: np.ndarray, bc: contract.BeatContract) -> np.ndarray:
     """`probs` (n, classes) with the S probability of beats in fibrillation moved to N."""
-    af = in_af(context, bc)
-    if not af.any():
-        return probs
-    s, n = bc.classes.index("S"), bc.classes.index("N")
-    out = probs.copy()
-    out[af, n] += out[af, s]
-    out[af, s] = 0.0
-    return out
+    return _moved_to_n(probs, in_af(context, bc), "S", bc)
 
 
 def report_as_n(probs: np.ndarray, bc: contract.BeatContract) -> np.ndarray:
@@ -102,17 +108,11 @@ def gate_dominant(
     rr_long, learned, corr = (
         context[:, bc.features.index(f)] for f in contract.DOMINANT_GATE_FEATURES
     )
-    v, n = bc.classes.index("V"), bc.classes.index("N")
     hit = (
-        (probs.argmax(axis=1) == v) & (learned > 0.5) & (rr_long >= min_rr_long)
-        & (corr >= min_corr)
+        (probs.argmax(axis=1) == bc.classes.index("V")) & (learned > 0.5)
+        & (rr_long >= min_rr_long) & (corr >= min_corr)
     )  # fmt: skip
-    if not hit.any():
-        return probs
-    out = probs.copy()
-    out[hit, n] += out[hit, v]
-    out[hit, v] = 0.0
-    return out
+    return _moved_to_n(probs, hit, "V", bc)
 
 
 def decide(probs: np.ndarray, context: np.ndarray, bc: contract.BeatContract) -> np.ndarray:
