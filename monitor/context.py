@@ -9,7 +9,8 @@ beat), in stream order, so feeding a record whole or in chunks gives identical c
 - `LongTermRR`: mean RR of the trailing `contract.LONG_RR_S` (a mean: where ectopic beats are the
   majority, a median would follow them).
 - `TemplateBank`: OSEA-style incremental templates of the QRS, matched by correlation and
-  amplitude; the dominant template is the narrowest of the frequent ones. Its atrial part (the
+  amplitude; the dominant template is the narrowest of the frequent shapes, templates of a
+  similar QRS width counted together. Its atrial part (the
   window before the QRS) says whether this beat has the patient's P wave, and whether the
   patient's beats have a P wave at all: an irregular rhythm with P waves is ectopy, without
   them atrial fibrillation, where a short RR is not a premature beat.
@@ -120,9 +121,10 @@ class TemplateBank:
     re-alignment by up to `ALIGN_SAMPLES`); it joins that template when the correlation reaches
     `TEMPLATE_MATCH_CORR` and the QRS amplitude is within a factor `TEMPLATE_MATCH_AMP`, else it
     starts a new template in the slot of the weakest. Scores decay per beat, so they count
-    recent beats. The dominant template is kept while it scores at least `TEMPLATE_CANDIDATE` of
-    the best; otherwise the narrowest QRS among those that do takes over: in bigeminy, where
-    normal and ventricular beats are equally frequent, the normal one wins.
+    recent beats. The dominant template comes from the narrowest QRS family (templates of a
+    similar width, scores pooled) among those scoring at least `TEMPLATE_CANDIDATE` of the best:
+    in bigeminy, where normal and ventricular beats are equally frequent, the normal one wins,
+    also when the normal beats are split over several templates.
     """
 
     def __init__(self) -> None:
@@ -233,13 +235,31 @@ class TemplateBank:
         self._choose_dominant()
 
     def _choose_dominant(self) -> None:
-        floor = contract.TEMPLATE_CANDIDATE * self.score.max()
-        if self.dominant >= 0 and self.score[self.dominant] >= floor:
+        """Templates whose QRS widths are within a factor `TEMPLATE_FAMILY_WIDTH` of each other
+        form a family and pool their scores: a patient's normal beats often split over several
+        templates (amplitude and axis move with breathing and posture), and each alone may score
+        below one frequent ectopic shape (MIT-BIH 208: its PVCs held the template for half the
+        record). Of the families scoring at least `TEMPLATE_CANDIDATE` of the best, the
+        narrowest wins; its best-scoring template is the dominant one, and the current one is
+        kept while it is in that family and scores at least `TEMPLATE_CANDIDATE` of its best."""
+        used = self.count > 0
+        width = np.maximum(self.width, 1)
+        ratio = width[:, None] / width[None, :]
+        family = (
+            used[:, None] & used[None, :]
+            & (ratio <= contract.TEMPLATE_FAMILY_WIDTH)
+            & (ratio * contract.TEMPLATE_FAMILY_WIDTH >= 1.0)
+        )  # fmt: skip
+        pooled = family @ self.score
+        candidates = np.flatnonzero(used & (pooled >= contract.TEMPLATE_CANDIDATE * pooled.max()))
+        # Narrowest family first, then the higher pooled score.
+        k = candidates[np.lexsort((-pooled[candidates], width[candidates]))[0]]
+        members = np.flatnonzero(family[k])
+        best = members[int(self.score[members].argmax())]
+        d = self.dominant
+        if d in members and self.score[d] >= contract.TEMPLATE_CANDIDATE * self.score[best]:
             return
-        candidates = np.flatnonzero((self.count > 0) & (self.score >= floor))
-        # Narrowest QRS first, then the higher score.
-        order = np.lexsort((-self.score[candidates], self.width[candidates]))
-        self.dominant = int(candidates[order[0]])
+        self.dominant = int(best)
 
 
 def _atrial(w: np.ndarray) -> np.ndarray:

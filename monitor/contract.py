@@ -5,7 +5,9 @@ file can carry it and a loader can refuse a file cut by different rules. Version
 patient context the per-bed core computes causally (`monitor.context`): RR intervals relative to
 a long-term baseline, the bed's dominant-beat template and how the beat compares with it, and a
 morphology window that starts before the R-peak (the beat's own P wave). A model names which of
-those inputs it uses; the first channel is always the 187-sample Kachuee beat, so a Kaggle CSV
+those inputs it uses. Version 3 chooses the dominant template among families of templates of a
+similar QRS width, so a patient's normal beats split over several templates still outweigh one
+frequent ectopic shape. The first channel is always the 187-sample Kachuee beat, so a Kaggle CSV
 row is a valid input with every context input marked absent.
 """
 
@@ -14,7 +16,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 
 #: Version of the rules below; a model exported under another version is refused.
-VERSION = 2
+VERSION = 3
 
 #: Sampling rate of every beat the model sees (Kachuee et al. 2018 / Kaggle "ECG Heartbeat
 #: Categorization": MIT-BIH MLII resampled to 125 Hz).
@@ -48,15 +50,17 @@ ALIGN_SAMPLES = 2
 #: joins the template it matches best when the QRS correlation reaches TEMPLATE_MATCH_CORR and
 #: the QRS amplitude is within a factor TEMPLATE_MATCH_AMP; templates average their last
 #: TEMPLATE_AVERAGE beats; each template's score decays by TEMPLATE_DECAY per beat (a memory of
-#: about a hundred beats); the dominant template is the narrowest QRS among templates scoring at
-#: least TEMPLATE_CANDIDATE of the best, and the template inputs are absent until it has learned
-#: from TEMPLATE_LEARN beats.
+#: about a hundred beats); templates whose QRS widths are within a factor TEMPLATE_FAMILY_WIDTH
+#: form a family and pool their scores, and the dominant template is the best of the narrowest
+#: family scoring at least TEMPLATE_CANDIDATE of the best family; the template inputs are absent
+#: until it has learned from TEMPLATE_LEARN beats.
 TEMPLATE_SLOTS = 8
 TEMPLATE_MATCH_CORR = 0.9
 TEMPLATE_MATCH_AMP = 1.5
 TEMPLATE_AVERAGE = 16
 TEMPLATE_DECAY = 0.99
 TEMPLATE_CANDIDATE = 0.6
+TEMPLATE_FAMILY_WIDTH = 1.5
 TEMPLATE_LEARN = 8
 
 #: The five AAMI EC57 heartbeat classes, in the order of the model's outputs.
@@ -182,6 +186,7 @@ class BeatContract:
     template_average: int = TEMPLATE_AVERAGE
     template_decay: float = TEMPLATE_DECAY
     template_candidate: float = TEMPLATE_CANDIDATE
+    template_family_width: float = TEMPLATE_FAMILY_WIDTH
     template_learn: int = TEMPLATE_LEARN
     classes: tuple[str, ...] = CLASSES
     channels: tuple[str, ...] = ("beat",)

@@ -81,6 +81,52 @@ def test_dominant_template_is_the_narrow_beat_in_bigeminy_even_when_a_wide_one_c
     assert min(normal) > 0.97 and max(wide) < 0.9
 
 
+def _gaussian_window(width_s: float, amplitude: float) -> np.ndarray:
+    """A beat's extended window (the bank's input) holding one Gaussian QRS at the R-peak."""
+    n = contract.MORPH_LEN + 2 * contract.ALIGN_SAMPLES
+    t = (np.arange(n) - (contract.MORPH_R + contract.ALIGN_SAMPLES)) / contract.FS
+    return amplitude * np.exp(-0.5 * (t / width_s) ** 2)
+
+
+def test_normal_beats_split_over_templates_still_outweigh_one_frequent_wide_shape():
+    """Bigeminy whose normal beats come in three sizes (a factor 1.7 apart, so three templates,
+    a sixth of the beats each; each size a little wider, so each beat correlates best with its
+    own size) against one wide ventricular shape (half of them): each normal
+    template alone scores a third of the wide one, their family as much, and the narrow family
+    is the patient's beat (MIT-BIH 208's PVCs held the template otherwise)."""
+    bank = TemplateBank()
+    rng = np.random.default_rng(2)
+    wide = _gaussian_window(0.04, 1.5)
+    for _ in range(100):
+        for size, sd in ((1.0, 0.011), (1.7, 0.012), (2.9, 0.013)):
+            for w in (_gaussian_window(sd, size), wide):
+                bank.observe(w + rng.normal(0.0, 0.005, len(w)))
+    assert (bank.count > 0).sum() == 4
+    assert bank.learned
+    d = bank.dominant
+    assert bank.width[d] < bank.width.max() / 2
+    assert bank.score[d] < bank.score.max() / 2  # not the best-scoring single template
+
+
+def test_mitbih_208_normal_beats_keep_the_template_against_its_frequent_pvcs(mitdb_dir):
+    """DS1 record 208: about 1 000 PVCs among 1 600 normal beats, whose templates split. The
+    normal beats match the template and the PVCs do not, over the whole record."""
+    from monitor.signal import ec57
+
+    lead = read_lead("208", mitdb_dir)
+    beats = extract_beats(lead.signal, lead.fs)
+    ann = read_annotations("208", mitdb_dir)
+    ref = ec57.reference_beats(ann.symbol, ann.sample)
+    m = ec57.match(ref.samples, [b.index for b in beats], lead.fs, exclude=ref)
+    cls = np.array([contract.aami_class(str(ref.symbols[i])) for i in m.pairs[:, 0]])
+    f = np.stack([beats[j].context.features for j in m.pairs[:, 1]])
+    corr = f[:, F["template_corr"]][f[:, F["template_available"]] > 0.5]
+    cls = cls[f[:, F["template_available"]] > 0.5]
+    assert (cls == "V").sum() > 900
+    assert np.median(corr[cls == "N"]) > 0.95
+    assert np.mean(corr[cls == "V"] >= 0.9) < 0.05
+
+
 def test_bank_starts_a_template_per_new_shape_and_keeps_at_most_its_slots():
     bank = TemplateBank()
     rng = np.random.default_rng(1)

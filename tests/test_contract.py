@@ -56,6 +56,7 @@ def test_contract_round_trips_through_saved_file(model, tmp_path):
         ("morph_pre_s", 0.25),
         ("template_match_corr", 0.8),
         ("template_learn", 4),
+        ("template_family_width", 2.0),
         ("contract_version", 1),
     ],
 )
@@ -104,7 +105,7 @@ def test_a_version_1_file_is_refused_with_the_version_named(tmp_path):
         "normalisation": "min-max", "rr_features": ["rr_prev_ratio"], "model_version": "old",
     }  # fmt: skip
     found = contract.BeatContract.from_dict(v1)
-    assert "contract_version: expected 2, file has 1" in contract.CURRENT.mismatches(found)
+    assert "contract_version: expected 3, file has 1" in contract.CURRENT.mismatches(found)
 
 
 @pytest.mark.parametrize(
