@@ -2,11 +2,11 @@
 
 The template inputs and the dominant-beat gate (`monitor.decision`) ask how a beat compares
 with the dominant template, so they mean what they say only while that template is the
-patient's normal beat. This runs the beat core over each record as a bed would, matches its
-beats to the reference labels (EC57, 150 ms) and prints, for the normal (N) and ventricular (V)
-beats once a template is learned, the median `template_corr` and the share at or above 0.9
-(the template bank's own match level). Where a frequent PVC holds the template, the V beats
-match it and the N beats do not. DS1 by default: it is development data.
+patient's normal beat. This cuts each record as a bed would, labels its beats from the
+reference (`trainer.dataset.label_record`: EC57, 150 ms) and prints, for the normal (N) and
+ventricular (V) beats once a template is learned, the median `template_corr` and the share at
+or above 0.9 (the template bank's own match level). Where a frequent PVC holds the template,
+the V beats match it and the N beats do not. DS1 by default: it is development data.
 
     python benchmarks/dominant_template.py --data-dir /path/to/mitdb [--records 208 106]
 """
@@ -22,10 +22,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from monitor import contract
-from monitor.beats import extract_beats
 from monitor.errors import run_cli
-from monitor.records import DS1, read_annotations, read_lead, resolve_mitdb
-from monitor.signal import ec57
+from monitor.records import DS1, resolve_mitdb
+from trainer.dataset import label_record
 
 MATCH_LEVEL = contract.TEMPLATE_MATCH_CORR
 _CORR = list(contract.FEATURES).index("template_corr")
@@ -34,15 +33,10 @@ _LEARNED = list(contract.FEATURES).index("template_available")
 
 def template_corr_by_class(record: str, data_dir: Path) -> dict[str, np.ndarray]:
     """`template_corr` of the record's matched N and V beats that had a learned template."""
-    lead = read_lead(record, data_dir)
-    beats = extract_beats(lead.signal, lead.fs)
-    ann = read_annotations(record, data_dir)
-    ref = ec57.reference_beats(ann.symbol, ann.sample)
-    m = ec57.match(ref.samples, [b.index for b in beats], lead.fs, exclude=ref)
-    classes = np.array([contract.aami_class(str(s)) for s in ref.symbols[m.pairs[:, 0]]])
-    features = np.stack([beats[j].context.features for j in m.pairs[:, 1]])
-    learned = features[:, _LEARNED] > 0.5
-    return {k: features[learned & (classes == k), _CORR] for k in ("N", "V")}
+    beats, _ = label_record(data_dir, record)
+    classes = np.asarray(contract.CLASSES)[beats.labels]
+    learned = beats.features[:, _LEARNED] > 0.5
+    return {k: beats.features[learned & (classes == k), _CORR] for k in ("N", "V")}
 
 
 def _cells(corr: np.ndarray) -> str:

@@ -111,17 +111,12 @@ def test_normal_beats_split_over_templates_still_outweigh_one_frequent_wide_shap
 def test_mitbih_208_normal_beats_keep_the_template_against_its_frequent_pvcs(mitdb_dir):
     """DS1 record 208: about 1 000 PVCs among 1 600 normal beats, whose templates split. The
     normal beats match the template and the PVCs do not, over the whole record."""
-    from monitor.signal import ec57
+    from trainer.dataset import label_record
 
-    lead = read_lead("208", mitdb_dir)
-    beats = extract_beats(lead.signal, lead.fs)
-    ann = read_annotations("208", mitdb_dir)
-    ref = ec57.reference_beats(ann.symbol, ann.sample)
-    m = ec57.match(ref.samples, [b.index for b in beats], lead.fs, exclude=ref)
-    cls = np.array([contract.aami_class(str(ref.symbols[i])) for i in m.pairs[:, 0]])
-    f = np.stack([beats[j].context.features for j in m.pairs[:, 1]])
-    corr = f[:, F["template_corr"]][f[:, F["template_available"]] > 0.5]
-    cls = cls[f[:, F["template_available"]] > 0.5]
+    beats, _ = label_record(mitdb_dir, "208")
+    learned = beats.features[:, F["template_available"]] > 0.5
+    corr = beats.features[learned, F["template_corr"]]
+    cls = np.asarray(contract.CLASSES)[beats.labels[learned]]
     assert (cls == "V").sum() > 900
     assert np.median(corr[cls == "N"]) > 0.95
     assert np.mean(corr[cls == "V"] >= 0.9) < 0.05
