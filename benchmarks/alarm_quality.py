@@ -4,6 +4,7 @@ against the database's rhythm annotations.
     python benchmarks/alarm_quality.py --data-dir D [--labels reference|model] [--model PATH]
         [--records 207 223 ...] [--set vt_beats=4 --set af_nrmssd=0.12 ...] [--per-record]
         [--noise em:6 --nstdb-dir N] [--leads all|one]
+    python benchmarks/alarm_quality.py --crossval runs/cv [--seed 0] [--s-gate none|RR]
 
 Each record runs through the offline annotator's `annotate_lead`: the worker's `BedPipeline`
 (beat cutter, stream clock, alarm engine with every lead) fed in the annotator's one-second
@@ -13,6 +14,10 @@ cutter found:
   of the reference beat within the EC57 match window (150 ms; "Q" for a detection the reference
   has no beat for). This scores the alarm logic on our own R-peaks.
 - model: the shipped classifier (models/ecg_cnn_bilstm.pt, or --model / $ECG_MODEL).
+- --crossval: the fold models of a `trainer.crossval` run, each on the DS1 patients it held out,
+  so the alarms are scored on patients the labelling model never saw, and a decision rule can
+  be chosen on them (`--s-gate`, `--dominant-gate`: in place of each model's own) without
+  reading DS2.
 
 Scoring. Reference episodes are the spans between rhythm annotations ('+' with aux_note),
 adjacent spans of the same rhythm merged: (VT -> vtach, (SVTA -> svt, (B -> bigeminy,
@@ -46,6 +51,7 @@ Settings are tuned on DS1 only (de Chazal 2004); DS2 is reported, never tuned on
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -54,10 +60,13 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from label_robustness import GATE_OPTIONS, gate_value, validation_patients
 
 from monitor.alarms import AlarmSettings
 from monitor.alarms.vf import VFSettings
-from monitor.annotate import annotate_lead
+from monitor.annotate import annotate_lead, load_classifier
 from monitor.classifier import Prediction
 from monitor.contract import AAMI_MAP, aami_class
 from monitor.errors import InputError, run_cli
@@ -346,6 +355,22 @@ def print_red(results: list[RecordResult], groups: list) -> None:
               + f" {targeted:8.2f} {met:7} {sum(false.values()) / hours:5.2f}")  # fmt: skip
 
 
+def fold_classifiers(
+    runs: Path, setting: str, seed: int, gates: dict[str, tuple[float, ...]]
+) -> dict[str, object]:
+    """Record -> the fold model of `setting` and `seed` that held it out for validation, served
+    with `gates` (contract fields) in place of its own."""
+    dirs = sorted(d for d in runs.glob(f"{setting}-f*-s{seed}") if (d / "model.pt").is_file())
+    if not dirs:
+        raise InputError(f"no finished run of {setting!r} seed {seed} in {runs}")
+    out = {}
+    for run_dir in dirs:
+        classifier = load_classifier(run_dir / "model.pt", "cpu")
+        classifier.contract = dataclasses.replace(classifier.contract, **gates)
+        out.update(dict.fromkeys(validation_patients(run_dir), classifier))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data-dir", help="MIT-BIH directory (default: $ECG_MITDB_DIR)")
@@ -360,6 +385,17 @@ def main(argv: list[str] | None = None) -> int:
                     help="give the alarm engine every lead of the record (default) or one")
     ap.add_argument("--noise", help="add NSTDB noise KIND:SNR_DB to every record, e.g. em:6")
     ap.add_argument("--nstdb-dir", help="NSTDB directory (default: $ECG_NSTDB_DIR)")
+    ap.add_argument("--crossval", metavar="DIR",
+                    help="trainer.crossval's --out directory: each fold model of --setting and "
+                    "--seed labels its own validation patients, which it never saw (--labels "
+                    "model implied; records default to every fold's validation patients)")
+    ap.add_argument("--setting", default="af_evidence",
+                    help="with --crossval (default %(default)s)")  # fmt: skip
+    ap.add_argument("--seed", type=int, default=0, help="with --crossval (default %(default)s)")
+    for option, (fld, form) in GATE_OPTIONS.items():
+        ap.add_argument(f"--{option}-gate", default="own", metavar="GATE",
+                        help=f"with --crossval: own, none or {form}, the {fld} the fold models "
+                        "are served with (default: each model's own)")
     args = ap.parse_args(argv)
     overrides = {}
     for item in args.set:
@@ -374,7 +410,19 @@ def main(argv: list[str] | None = None) -> int:
     data_dir = resolve_mitdb(args.data_dir, args.records)
     records = args.records or list_records(data_dir)
     classifier = None
-    if args.labels == "model":
+    by_record = {}
+    if args.crossval:
+        args.labels = "model"
+        by_record = fold_classifiers(Path(args.crossval), args.setting, args.seed, {
+            fld: value for option, (fld, _) in GATE_OPTIONS.items()
+            if (value := gate_value(option, getattr(args, f"{option}_gate"))) is not None
+        })  # fmt: skip
+        records = [r for r in (args.records or by_record) if r in by_record]
+        if not records:
+            raise InputError(f"--records: none is a validation patient of {args.crossval}")
+        print(f"fold models: {args.crossval} {args.setting} seed {args.seed}; gates "
+              f"{args.dominant_gate} (dominant), {args.s_gate} (S)")  # fmt: skip
+    elif args.labels == "model":
         from monitor.classifier import BeatClassifier
 
         classifier = BeatClassifier(args.model, device="cpu")
@@ -391,7 +439,8 @@ def main(argv: list[str] | None = None) -> int:
         fs = read_lead(record, data_dir).fs
         if spec is not None and fs not in noise:
             noise[fs] = load_noise(spec.kind, fs, args.nstdb_dir)
-        result = run_record(record, data_dir, args.labels, settings, classifier,
+        result = run_record(record, data_dir, args.labels, settings,
+                            by_record.get(record, classifier),
                             noise.get(fs), spec.snr_db if spec else 0.0,
                             both_leads=args.leads == "all")  # fmt: skip
         result.noisy = spec is not None

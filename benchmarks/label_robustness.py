@@ -18,6 +18,7 @@ signal-to-noise ratio in dB, the NST's definition, on every lead). DS2 is never 
 `--dominant-gate` scores the same runs with the dominant-beat gate (`monitor.decision`) of
 each setting given, in place of the one in the run's contract, so a rule after the network is
 chosen on unseen patients without retraining: `own` (the run's), `none`, or `RR,CORR`.
+`--s-gate` does the same for the S gate: `own`, `none` or `RR`.
 """
 
 from __future__ import annotations
@@ -69,28 +70,53 @@ def shown(lead: Lead, condition: str, nstdb_dir: str | None) -> Lead | None:
     )
 
 
-def dominant_gate(text: str) -> tuple[float, ...] | None:
-    """A --dominant-gate value: None for the run's own, () for none, else (RR, CORR)."""
+#: The gates a run can be scored with in place of its own: option, contract field, value form.
+GATE_OPTIONS = {"dominant": ("dominant_gate", "RR,CORR"), "s": ("s_gate", "RR")}
+
+
+def gate_value(option: str, text: str) -> tuple[float, ...] | None:
+    """A --OPTION-gate value: None for the run's own, () for none, else its thresholds."""
     if text == "own":
         return None
     if text == "none":
         return ()
+    form = GATE_OPTIONS[option][1]
     try:
-        rr, corr = (float(v) for v in text.split(","))
+        values = tuple(float(v) for v in text.split(","))
     except ValueError:
-        raise InputError(f"--dominant-gate takes own, none or RR,CORR, got {text!r}") from None
-    return (rr, corr)
+        values = ()
+    if len(values) != len(form.split(",")):
+        raise InputError(f"--{option}-gate takes own, none or {form}, got {text!r}")
+    return values
+
+
+def gate_variants(args: argparse.Namespace) -> dict[str, dict[str, tuple[float, ...]]]:
+    """Every combination of the gate options' values: a name for the table ("own": the run's
+    own gates) and the contract fields it replaces."""
+    variants: dict[str, dict[str, tuple[float, ...]]] = {"own": {}}
+    for option, (field, _) in GATE_OPTIONS.items():
+        combined = {}
+        for name, fields in variants.items():
+            for text in getattr(args, f"{option.replace('-', '_')}_gate"):
+                value = gate_value(option, text)
+                if value is None:
+                    combined[name] = fields
+                    continue
+                label = f"{option} gate {text}"
+                combined[label if name == "own" else f"{name}, {label}"] = {**fields, field: value}
+        variants = combined
+    return variants
 
 
 def score_run(
     run_dir: Path, data_dir: Path, conditions: list[str], nstdb_dir: str | None,
-    gate: tuple[float, ...] | None = None,
+    gates: dict[str, tuple[float, ...]] | None = None,
 ) -> dict[str, np.ndarray]:
     """EC57 confusion matrices of the run's model on its validation patients, per condition,
-    with `gate` as its dominant-beat gate where given."""
+    with `gates` (contract field: thresholds) in place of its own."""
     classifier = load_classifier(run_dir / "model.pt", "cpu")
-    if gate is not None:
-        classifier.contract = dataclasses.replace(classifier.contract, dominant_gate=gate)
+    if gates:
+        classifier.contract = dataclasses.replace(classifier.contract, **gates)
     out = {condition: 0 for condition in conditions}
     for record in validation_patients(run_dir):
         lead = read_lead(record, data_dir, others=True)
@@ -136,11 +162,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="analysed, other, KIND:SNR (bw, em, ma; e.g. em:6)")  # fmt: skip
     p.add_argument("--data-dir", help="MIT-BIH directory (default: $ECG_MITDB_DIR)")
     p.add_argument("--nstdb-dir", help="NSTDB directory (default: $ECG_NSTDB_DIR)")
-    p.add_argument("--dominant-gate", nargs="+", default=["own"], metavar="GATE",
-                   help="own, none or RR,CORR: the dominant-beat gate each run is scored with "
-                   "(default: the run's own)")  # fmt: skip
+    for option, (field, form) in GATE_OPTIONS.items():
+        p.add_argument(f"--{option}-gate", nargs="+", default=["own"], metavar="GATE",
+                       help=f"own, none or {form}: the {field} each run is scored with (default: "
+                       "the run's own); several values score the runs once each")  # fmt: skip
     args = p.parse_args(argv)
-    gates = {text: dominant_gate(text) for text in args.dominant_gate}
+    variants = gate_variants(args)
     for condition in args.conditions:
         if condition not in ("analysed", "other"):
             NoiseSpec.parse(condition)  # a bad one fails before an hour of scoring
@@ -151,17 +178,17 @@ def main(argv: list[str] | None = None) -> int:
         dirs = sorted(d for d in runs.glob(f"{setting}-f*-s*") if (d / "model.pt").is_file())
         if not dirs:
             raise InputError(f"no finished run of {setting!r} in {runs}")
-        for text, gate in gates.items():
-            name = setting if text == "own" else f"{setting}, dominant gate {text}"
+        for variant, gates in variants.items():
+            name = setting if variant == "own" else f"{setting}, {variant}"
             for run_dir in dirs:
                 seed = int(run_dir.name.rsplit("-s", 1)[1])
                 data_dir = resolve_mitdb(args.data_dir, validation_patients(run_dir))
                 for condition, cm in score_run(
-                    run_dir, data_dir, args.conditions, args.nstdb_dir, gate
+                    run_dir, data_dir, args.conditions, args.nstdb_dir, gates
                 ).items():
                     cms[name, condition][seed] = cms[name, condition][seed] + cm
                 counts[name] += 1
-                print(f"{run_dir.name} ({text}) scored", file=sys.stderr, flush=True)
+                print(f"{run_dir.name} ({variant}) scored", file=sys.stderr, flush=True)
     print("\nValidation patients of each run, end to end (EC57, 150 ms); macro F1 of each seed's "
           "folds pooled, mean ± sd over seeds; per class every run pooled\n")  # fmt: skip
     print("| setting | condition | runs | macro F1 (N S V F) | N Se / +P | S Se / +P | V Se / +P | "

@@ -141,6 +141,15 @@ AF_GATE_FEATURES = ("rr_entropy", "rr_turning", "rr_irregularity")
 #: The features `BeatContract.dominant_gate` reads: its two thresholds are on the first and
 #: the last, and the rule holds only where the template is learned (`monitor.decision`).
 DOMINANT_GATE_FEATURES = ("rr_prev_long", "template_available", "template_corr")
+#: The features `BeatContract.s_gate` reads: its threshold is on the second.
+S_GATE_FEATURES = ("template_available", "rr_prev_long")
+#: Each decision rule's contract field: how many thresholds, the features it reads, the class
+#: whose calls it moves.
+GATE_RULES: dict[str, tuple[int, tuple[str, ...], str]] = {
+    "af_gate": (4, AF_GATE_FEATURES, "S"),
+    "dominant_gate": (2, DOMINANT_GATE_FEATURES, "V"),
+    "s_gate": (1, S_GATE_FEATURES, "S"),
+}
 
 
 def aami_class(symbol: str) -> str | None:
@@ -205,6 +214,10 @@ class BeatContract:
     #: correlates with the dominant template at least the second is reported N; empty: the
     #: network's V calls as they are.
     dominant_gate: tuple[float, ...] = ()
+    #: The decision rule for S calls (`monitor.decision.gate_s`): a beat called S whose previous
+    #: RR is at least the threshold times the long-term mean RR is reported N; empty: the
+    #: network's S calls as they are.
+    s_gate: tuple[float, ...] = ()
     model_version: str = "unversioned"
     data_split: str = "unknown"
     data_hash: str = "unknown"
@@ -212,7 +225,12 @@ class BeatContract:
 
     PROVENANCE = ("model_version", "data_split", "data_hash", "extra")
     #: The inputs a model chooses; the loader checks them against the core, not against CURRENT.
-    CHOICES = ("channels", "features", "sequence", "af_gate", "report_as_n", "dominant_gate")
+    CHOICES = (
+        "channels", "features", "sequence", "af_gate", "report_as_n", "dominant_gate",
+        "s_gate",
+    )  # fmt: skip
+    #: The decision rules' thresholds (tuples of floats).
+    GATES = tuple(GATE_RULES)
 
     def __post_init__(self) -> None:
         if not self.channels or self.channels[0] != "beat":
@@ -224,23 +242,18 @@ class BeatContract:
             raise ValueError(f"unknown channels or features: {', '.join(unknown)}")
         if self.sequence < 0:
             raise ValueError(f"sequence must be 0 or more, got {self.sequence}")
-        if self.af_gate and (
-            len(self.af_gate) != 4 or not set(AF_GATE_FEATURES) <= set(self.features)
-        ):
-            raise ValueError(
-                f"af_gate must be 4 thresholds on a model reading {', '.join(AF_GATE_FEATURES)}, "
-                f"got {self.af_gate!r} with features {', '.join(self.features)}"
-            )
-        if self.dominant_gate and (
-            len(self.dominant_gate) != 2
-            or not set(DOMINANT_GATE_FEATURES) <= set(self.features)
-            or "V" not in self.classes
-        ):
-            raise ValueError(
-                "dominant_gate must be 2 thresholds on a model that calls V and reads "
-                f"{', '.join(DOMINANT_GATE_FEATURES)}, got {self.dominant_gate!r} with features "
-                f"{', '.join(self.features)}"
-            )
+        for name, (count, reads, moves) in GATE_RULES.items():
+            value = getattr(self, name)
+            if value and (
+                len(value) != count
+                or not set(reads) <= set(self.features)
+                or moves not in self.classes
+            ):
+                raise ValueError(
+                    f"{name} must be {count} threshold(s) on a model that calls {moves} and "
+                    f"reads {', '.join(reads)}, got {value!r} with features "
+                    f"{', '.join(self.features)}"
+                )
         if "N" in self.report_as_n or not set(self.report_as_n) <= set(self.classes):
             raise ValueError(
                 f"report_as_n takes classes of {'/'.join(self.classes)} other than N, "
@@ -263,7 +276,7 @@ class BeatContract:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        for key in ("classes", "channels", "features", "af_gate", "report_as_n", "dominant_gate"):
+        for key in ("classes", "channels", "features", "report_as_n", *self.GATES):
             d[key] = list(d[key])
         d["normalisation"] = self.normalisation
         return d
@@ -278,7 +291,7 @@ class BeatContract:
             value = d[f.name]
             if f.name in ("classes", "channels", "features", "report_as_n"):
                 value = tuple(value)
-            elif f.name in ("af_gate", "dominant_gate"):
+            elif f.name in cls.GATES:
                 value = tuple(float(v) for v in value)
             elif f.type == "float":
                 value = float(value)

@@ -1,6 +1,6 @@
 """The decision rules after the network: S in atrial fibrillation goes to N, nothing else moves;
 the classes a model does not call are reported as N; a V call on a beat that is on time and
-shaped like the dominant beat is N."""
+shaped like the dominant beat is N, and so is an S call on a beat that is not premature."""
 
 from __future__ import annotations
 
@@ -12,12 +12,13 @@ import pytest
 from monitor import contract
 from monitor.classifier import BeatClassifier
 from monitor.context import ABSENT
-from monitor.decision import decide, gate_af, gate_dominant, in_af, report_as_n
+from monitor.decision import decide, gate_af, gate_dominant, gate_s, in_af, report_as_n
 from monitor.errors import InputError
 from monitor.inputs import select
 from trainer.train import (
     DEFAULT_REPORT_AS_N,
     DOMINANT_GATE,
+    S_GATE,
     default_af_gate,
     model_contract,
     parse_args,
@@ -159,18 +160,50 @@ def test_a_v_call_on_time_and_shaped_like_the_dominant_beat_is_n():
     assert model_contract("beat", FEATURES, 0).dominant_gate == ()  # no template to compare with
 
 
-def test_the_dominant_gate_travels_in_the_contract_and_is_checked():
+@pytest.mark.parametrize(
+    ("name", "shipped", "bad"),
+    [("dominant_gate", DOMINANT_GATE, (1.0,)), ("s_gate", S_GATE, (0.8, 0.95))],
+)
+def test_a_gate_travels_in_the_contract_and_is_checked(name, shipped, bad):
     bc = model_contract("beat", TEMPLATE_FEATURES, 1)
     back = contract.BeatContract.from_dict(bc.to_dict())
-    assert back == bc and back.dominant_gate == DOMINANT_GATE
-    old = {k: v for k, v in bc.to_dict().items() if k != "dominant_gate"}
-    assert contract.BeatContract.from_dict(old).dominant_gate == ()  # a file from before the rule
-    with pytest.raises(ValueError, match="dominant_gate"):
-        dataclasses.replace(bc, dominant_gate=(1.0,))
-    with pytest.raises(ValueError, match="dominant_gate"):
-        dataclasses.replace(model_contract("beat", FEATURES, 0), dominant_gate=DOMINANT_GATE)
-    assert parse_args([]).inputs.dominant_gate == DOMINANT_GATE
-    assert parse_args(["--no-dominant-gate"]).inputs.dominant_gate == ()
+    assert back == bc and getattr(back, name) == shipped
+    old = {k: v for k, v in bc.to_dict().items() if k != name}
+    assert getattr(contract.BeatContract.from_dict(old), name) == ()  # a file from before it
+    with pytest.raises(ValueError, match=name):
+        dataclasses.replace(bc, **{name: bad})
+    with pytest.raises(ValueError, match=name):  # no template to compare with
+        dataclasses.replace(model_contract("beat", FEATURES, 0), **{name: shipped})
+    assert getattr(model_contract("beat", FEATURES, 0), name) == ()
+    assert getattr(parse_args([]).inputs, name) == shipped
+    flag = "--no-" + name.replace("_", "-")
+    assert getattr(parse_args([flag]).inputs, name) == ()
+
+
+def test_an_s_call_that_is_not_premature_is_n():
+    bc = model_contract("beat", TEMPLATE_FEATURES, 0)
+    assert bc.s_gate == S_GATE == (0.95,)
+    probs = np.array([[0.3, 0.45, 0.2, 0.05, 0.0]], dtype=np.float32)
+
+    def gated(**values: float) -> np.ndarray:
+        return gate_s(probs, _with(bc, template_available=1.0, **values), bc)
+
+    np.testing.assert_allclose(gated(rr_prev_long=0.97), [[0.75, 0.0, 0.2, 0.05, 0.0]])
+    np.testing.assert_array_equal(gated(rr_prev_long=0.7), probs)  # premature: S stays
+    unlearned = _with(bc, rr_prev_long=1.2)  # the bed's learning period: no verdict
+    np.testing.assert_array_equal(gate_s(probs, unlearned, bc), probs)
+    np.testing.assert_array_equal(gate_s(probs, _with(bc), bc), probs)  # every feature absent
+    normal = np.array([[0.6, 0.3, 0.1, 0.0, 0.0]], dtype=np.float32)  # only S calls move
+    np.testing.assert_array_equal(
+        gate_s(normal, _with(bc, template_available=1.0, rr_prev_long=1.1), bc), normal
+    )
+    assert probs[0, 1] == np.float32(0.45)  # not in place
+    off = model_contract("beat", TEMPLATE_FEATURES, 0, s_gate=False)
+    np.testing.assert_array_equal(
+        gate_s(probs, _with(off, template_available=1.0, rr_prev_long=1.1), off), probs
+    )
+    late = _with(bc, template_available=1.0, rr_prev_long=1.1)
+    assert decide(probs, late, bc).argmax() == contract.CLASSES.index("N")  # served so
 
 
 def _wide_beats() -> np.ndarray:
@@ -188,6 +221,7 @@ def _wide_beats() -> np.ndarray:
 def test_the_shipped_model_calls_no_on_time_dominant_beat_v():
     clf = BeatClassifier(device="cpu")
     assert clf.contract.dominant_gate == DOMINANT_GATE
+    assert clf.contract.s_gate == S_GATE
     x = _wide_beats()
     v = contract.CLASSES.index("V")
     on_time = np.repeat(_with(clf.contract, template_available=1.0, rr_prev_long=1.05,
