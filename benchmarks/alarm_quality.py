@@ -67,7 +67,7 @@ from label_robustness import GATE_OPTIONS, gate_value, validation_patients
 from monitor.alarms import AlarmSettings
 from monitor.alarms.vf import VFSettings
 from monitor.annotate import annotate_lead, load_classifier
-from monitor.classifier import Prediction
+from monitor.classifier import BeatClassifier, Prediction
 from monitor.contract import AAMI_MAP, aami_class
 from monitor.errors import InputError, run_cli
 from monitor.records import (
@@ -357,7 +357,7 @@ def print_red(results: list[RecordResult], groups: list) -> None:
 
 def fold_classifiers(
     runs: Path, setting: str, seed: int, gates: dict[str, tuple[float, ...]]
-) -> dict[str, object]:
+) -> dict[str, BeatClassifier]:
     """Record -> the fold model of `setting` and `seed` that held it out for validation, served
     with `gates` (contract fields) in place of its own."""
     dirs = sorted(d for d in runs.glob(f"{setting}-f*-s{seed}") if (d / "model.pt").is_file())
@@ -420,11 +420,9 @@ def main(argv: list[str] | None = None) -> int:
         records = [r for r in (args.records or by_record) if r in by_record]
         if not records:
             raise InputError(f"--records: none is a validation patient of {args.crossval}")
-        print(f"fold models: {args.crossval} {args.setting} seed {args.seed}; gates "
-              f"{args.dominant_gate} (dominant), {args.s_gate} (S)")  # fmt: skip
+        gates = ", ".join(f"{o} gate {getattr(args, f'{o}_gate')}" for o in GATE_OPTIONS)
+        print(f"fold models: {args.crossval} {args.setting} seed {args.seed}; {gates}")
     elif args.labels == "model":
-        from monitor.classifier import BeatClassifier
-
         classifier = BeatClassifier(args.model, device="cpu")
         print(f"model: {classifier.path} (version {classifier.version})")
     changed = {k: getattr(settings, k) for k in overrides}

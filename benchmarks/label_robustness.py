@@ -97,7 +97,7 @@ def gate_variants(args: argparse.Namespace) -> dict[str, dict[str, tuple[float, 
     for option, (field, _) in GATE_OPTIONS.items():
         combined = {}
         for name, fields in variants.items():
-            for text in getattr(args, f"{option.replace('-', '_')}_gate"):
+            for text in getattr(args, f"{option}_gate"):
                 value = gate_value(option, text)
                 if value is None:
                     combined[name] = fields
