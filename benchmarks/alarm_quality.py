@@ -51,7 +51,6 @@ Settings are tuned on DS1 only (de Chazal 2004); DS2 is reported, never tuned on
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -62,11 +61,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from label_robustness import GATE_OPTIONS, gate_value, validation_patients
+from label_robustness import GATE_OPTIONS, gate_value, run_classifier, validation_patients
 
 from monitor.alarms import AlarmSettings
 from monitor.alarms.vf import VFSettings
-from monitor.annotate import annotate_lead, load_classifier
+from monitor.annotate import annotate_lead
 from monitor.classifier import BeatClassifier, Prediction
 from monitor.contract import AAMI_MAP, aami_class
 from monitor.errors import InputError, run_cli
@@ -365,9 +364,7 @@ def fold_classifiers(
         raise InputError(f"no finished run of {setting!r} seed {seed} in {runs}")
     out = {}
     for run_dir in dirs:
-        classifier = load_classifier(run_dir / "model.pt", "cpu")
-        classifier.contract = dataclasses.replace(classifier.contract, **gates)
-        out.update(dict.fromkeys(validation_patients(run_dir), classifier))
+        out.update(dict.fromkeys(validation_patients(run_dir), run_classifier(run_dir, gates)))
     return out
 
 

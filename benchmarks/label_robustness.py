@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from monitor import contract, metrics
 from monitor.annotate import annotate_lead, load_classifier
+from monitor.classifier import BeatClassifier
 from monitor.errors import InputError, run_cli
 from monitor.records import Lead, read_annotations, read_lead, resolve_mitdb
 from simulators.noise import NoiseSpec, load_noise, noise_gain
@@ -108,15 +109,20 @@ def gate_variants(args: argparse.Namespace) -> dict[str, dict[str, tuple[float, 
     return variants
 
 
+def run_classifier(run_dir: Path, gates: dict[str, tuple[float, ...]]) -> BeatClassifier:
+    """The run's model, served with `gates` (contract field: thresholds) in place of its own."""
+    classifier = load_classifier(run_dir / "model.pt", "cpu")
+    classifier.contract = dataclasses.replace(classifier.contract, **gates)
+    return classifier
+
+
 def score_run(
     run_dir: Path, data_dir: Path, conditions: list[str], nstdb_dir: str | None,
     gates: dict[str, tuple[float, ...]] | None = None,
 ) -> dict[str, np.ndarray]:
     """EC57 confusion matrices of the run's model on its validation patients, per condition,
     with `gates` (contract field: thresholds) in place of its own."""
-    classifier = load_classifier(run_dir / "model.pt", "cpu")
-    if gates:
-        classifier.contract = dataclasses.replace(classifier.contract, **gates)
+    classifier = run_classifier(run_dir, gates or {})
     out = {condition: 0 for condition in conditions}
     for record in validation_patients(run_dir):
         lead = read_lead(record, data_dir, others=True)

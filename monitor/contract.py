@@ -224,13 +224,10 @@ class BeatContract:
     extra: dict[str, str] = field(default_factory=dict)
 
     PROVENANCE = ("model_version", "data_split", "data_hash", "extra")
-    #: The inputs a model chooses; the loader checks them against the core, not against CURRENT.
-    CHOICES = (
-        "channels", "features", "sequence", "af_gate", "report_as_n", "dominant_gate",
-        "s_gate",
-    )  # fmt: skip
     #: The decision rules' thresholds (tuples of floats).
     GATES = tuple(GATE_RULES)
+    #: The inputs a model chooses; the loader checks them against the core, not against CURRENT.
+    CHOICES = ("channels", "features", "sequence", "report_as_n", *GATES)
 
     def __post_init__(self) -> None:
         if not self.channels or self.channels[0] != "beat":
