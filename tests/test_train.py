@@ -232,6 +232,26 @@ def test_augmented_beats_still_follow_the_contract():
     assert torch.allclose(jitter[:, 0], jitter[:, 1], atol=1e-6)  # ... together
 
 
+def test_stretch_widens_and_narrows_the_waves_and_keeps_the_window():
+    x = torch.zeros(200, contract.BEAT_LEN)
+    t = torch.arange(150, dtype=torch.float32)
+    # One wave 20 samples after the R-peak, on a slight slope that keeps the window non-zero.
+    x[:, :150] = 0.9 * torch.exp(-(((t - 20) / 4) ** 2)) + 0.1 * t / 149
+    plain = dict(baseline=0.0, noise=0.0, shift=0)
+    rr = torch.ones(200, 1)
+    y, _ = augment(x, rr, torch.Generator().manual_seed(0), [], stretch=0.15, **plain)
+    width = (y > 0.5).sum(dim=1).float() / (x > 0.5).sum(dim=1).float()
+    assert width.min() < 0.9 and width.max() > 1.1 and width.max() < 1.35
+    peak = y.argmax(dim=1).float() / 20  # the wave moves with its width, about the R-peak
+    assert peak.min() >= 0.84 and peak.max() <= 1.16
+    assert torch.equal(window_lengths(y), window_lengths(x))  # the window (the RR) is kept
+    assert y.min() == 0 and y.max() == 1
+    # Off by default, and then no random number is drawn: earlier runs are reproduced.
+    a, _ = augment(x, rr, torch.Generator().manual_seed(3), [])
+    b, _ = augment(x, rr, torch.Generator().manual_seed(3), [], stretch=0.0)
+    assert torch.equal(a, b)
+
+
 def test_context_dropout_shows_beats_as_a_kaggle_row_would_be_shown():
     bc = train.model_contract("beat,morph,template", "rr_local,rr_long,template", 1)
     n_channels, n_context = bc.n_inputs()

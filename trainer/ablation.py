@@ -129,6 +129,10 @@ SETTINGS: dict[str, tuple[str, list[str]]] = {
         "… and the training patients' other lead (mostly V1) as more training beats",
         [*_AF_EVIDENCE, "--other-leads"],
     ),
+    "stretch": (
+        "… and each training beat's waves widened or narrowed by up to 15 %",
+        [*_AF_EVIDENCE, "--stretch", "0.15"],
+    ),
     "long_only": (
         "… and RR ratios over the long-term mean only",
         ["--features", "rr_local_s,rr_available,rr_long,rhythm,template", *_RHYTHM],

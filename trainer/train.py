@@ -66,6 +66,8 @@ EVAL_BATCH = 2048
 #: Share of training beats shown without any context; chosen so the absent-context path (Kaggle
 #: rows, a stream's first beats) is learned without costing the beats that have context.
 DEFAULT_CONTEXT_DROPOUT = 0.05
+#: Largest relative widening or narrowing of a training beat's waves (`trainer.augment`).
+DEFAULT_STRETCH = 0.0
 #: Context features that are RR ratios: augmentation jitters them together.
 RATIO_FEATURES = ("rr_prev_ratio", "rr_next_ratio", "rr_prev_long", "rr_next_long")
 #: The shipped model's inputs (models/README.md: chosen by ablation and DS1 cross-validation).
@@ -193,6 +195,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         f"{','.join(DEFAULT_NATURAL) or 'none'}; 'none' balances every class)",
     )
     p.add_argument("--no-augment", action="store_true", help="train on the beats as cut")
+    p.add_argument(
+        "--stretch",
+        type=float,
+        default=DEFAULT_STRETCH,
+        help="augmentation: widen or narrow each training beat's waves in time by up to this "
+        f"fraction (default {DEFAULT_STRETCH:g})",
+    )
     p.add_argument(
         "--other-leads",
         action="store_true",
@@ -407,7 +416,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.morph_dropout is None:  # Kaggle rows carry no context: hiding the waveform hides all
         no_context = args.kaggle_csv or not args.inputs.features
         args.morph_dropout = 0.0 if no_context else DEFAULT_MORPH_DROPOUT
-    for name in ("morph_dropout", "context_dropout", "ema"):
+    for name in ("morph_dropout", "context_dropout", "ema", "stretch"):
         if not 0.0 <= getattr(args, name) < 1.0:
             flag = "--" + name.replace("_", "-")
             raise InputError(f"{flag} must be in [0, 1), got {getattr(args, name)}")
@@ -699,7 +708,7 @@ def train_epoch(
         idx = order[start : start + args.batch_size]
         x, ctx, y = x_all[idx], ctx_all[idx], y_all[idx]
         if not args.no_augment:
-            beat, ctx = augment(x[:, 0], ctx, gen, ratio_cols)
+            beat, ctx = augment(x[:, 0], ctx, gen, ratio_cols, stretch=args.stretch)
             x = torch.cat([beat.unsqueeze(1), x[:, 1:]], dim=1)
         if args.context_dropout:
             x, ctx = hide_context(x, ctx, args.context_dropout, bc, gen)
@@ -993,6 +1002,7 @@ def export_contract(model: nn.Module, split: Split, args: argparse.Namespace, be
             "balance": args.balance,
             "natural": ",".join(args.natural) or "none",
             "augment": str(not args.no_augment),
+            "stretch": f"{args.stretch:g}",
             "morph_dropout": str(args.morph_dropout),
             "context_dropout": str(args.context_dropout),
             "members": f"{args.members} (seeds {args.seed} to {args.seed + args.members - 1}), "
