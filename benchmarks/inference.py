@@ -1,13 +1,15 @@
 """Classifier speed: batched throughput and single-beat latency, as served and as it could be.
 
-    python benchmarks/inference.py [--model PATH] [--baseline OLD.pt] [--threads 2] [--seconds 2]
+    python benchmarks/inference.py [--model PATH] [--baseline OLD.pt [--rounds 5]] [--threads 2]
+                                   [--seconds 2]
 
 With `--baseline` (a model file of an earlier contract, e.g. the version-1 model:
 `git show fdc6435:models/ecg_cnn_bilstm.pt > /tmp/v1.pt`) a side-by-side table compares the
 serving path per beat on real beats (MIT-BIH record 208 when $ECG_MITDB_DIR or --data-dir
 finds it): the patient context the per-bed core computes (replayed on the same beats), the
 model inputs assembled from the beats, and the batched forward pass, each in CPU time, old model
-file against new in one run.
+file against new in one run, timed in turn over several rounds (medians, and the rounds' range
+of the ratio: single timings on a shared machine swing by half).
 
 Rows:
 - "predict": `BeatClassifier.predict`, what the stream agent and the annotator call (input
@@ -165,20 +167,21 @@ def real_beats(data_dir: str | None, seconds: float = 600.0) -> tuple[list, list
 _IRR = list(contract.FEATURES).index("rr_irregularity")
 
 
-def context_us_per_beat(beats: list, windows: list[np.ndarray], repeat: int = 3) -> float:
+def context_us_per_beat(beats: list, windows: list[np.ndarray]) -> float:
     """CPU microseconds per beat of the patient context, replayed over the same beats: the
-    atrial-fibrillation evidence over the recent RR and everything `PatientContext` does."""
-    best = np.inf
-    for _ in range(repeat):
-        ctx = PatientContext()
-        recent: deque[float] = deque(maxlen=contract.AF_RR_BEATS)
-        c0 = time.process_time()
-        for b, w in zip(beats, windows, strict=True):
-            recent.append(b.rr_prev)
-            ctx.describe(w, b.rr_prev, b.rr_next, b.rr_local, b.rr_long,
-                         b.context.features[_IRR], af_evidence(recent))  # fmt: skip
-        best = min(best, time.process_time() - c0)
-    return best / len(beats) * 1e6
+    atrial-fibrillation evidence over the recent RR and everything `PatientContext` does.
+
+    This thread's CPU time only: after a forward pass torch's idle worker threads spin for a
+    while, and process time would charge their spinning to this single-threaded code.
+    """
+    ctx = PatientContext()
+    recent: deque[float] = deque(maxlen=contract.AF_RR_BEATS)
+    c0 = time.thread_time()
+    for b, w in zip(beats, windows, strict=True):
+        recent.append(b.rr_prev)
+        ctx.describe(w, b.rr_prev, b.rr_next, b.rr_local, b.rr_long,
+                     b.context.features[_IRR], af_evidence(recent))  # fmt: skip
+    return (time.thread_time() - c0) / len(beats) * 1e6
 
 
 def _v1_inputs(beats: list) -> tuple[np.ndarray, np.ndarray]:
@@ -192,10 +195,19 @@ def _v1_inputs(beats: list) -> tuple[np.ndarray, np.ndarray]:
 
 
 def side_by_side(
-    new: BeatClassifier, baseline: Path, beats: list, context_us: float, seconds: float
+    new: BeatClassifier, baseline: Path, beats: list, windows: list[np.ndarray], seconds: float,
+    rounds: int,
 ) -> list[tuple[str, ...]]:
     """Serving cost per beat on CPU at batch 256, old model file against new (whose beats also
-    cost `context_us` of patient context in the per-bed core)."""
+    cost the patient context of the per-bed core).
+
+    Both run with the stream worker's torch thread count (one: with two, the forward pass's
+    CPU time on this 2-core machine swung between 260 and 410 us per beat from spinning
+    threads). The two are timed in turn, `rounds` times, and each figure is the median over
+    the rounds; "vs old" is the median of the rounds' own ratios, with their range.
+    """
+    from monitor.app import WorkerSettings  # here: importing it builds the worker's Faust app
+
     batch = (beats * (1 + 256 // max(len(beats), 1)))[:256]
     with torchscript_deprecation_silenced():
         old = torch.jit.load(str(baseline), map_location="cpu").eval()
@@ -204,28 +216,41 @@ def side_by_side(
         with torch.inference_mode():
             old(torch.from_numpy(x), torch.from_numpy(r))
 
-    rows = []
-    for name, assemble, forward, ctx_us in (
-        (f"{baseline.name} (v1: beat + local RR)", _v1_inputs, old_forward, 0.0),
+    paths = (
+        (f"{baseline.name} (v1: beat + local RR)", _v1_inputs, old_forward, False),
         (
             f"{new.path.name} ({', '.join(new.contract.channels)}; "
             f"{len(new.contract.features)} features)",
             lambda bs: beat_inputs(new.contract, bs),
             new.predict,
-            context_us,
+            True,
         ),
-    ):
-        c0 = time.process_time()
-        for _ in range(5):
-            x, r = assemble(batch)
-        inputs_us = (time.process_time() - c0) / 5 / len(batch) * 1e6
-        _, fwd_cpu = throughput(lambda x=x, r=r, f=forward: f(x, r), len(batch), seconds)
-        per_beat = ctx_us + inputs_us + 1e6 / fwd_cpu
-        rows.append((name, f"{ctx_us:.0f}", f"{inputs_us:.1f}", f"{1e6 / fwd_cpu:.0f}",
+    )
+    # times[path] -> rounds x (context, inputs, forward) in us per beat
+    times = np.zeros((len(paths), rounds, 3))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(WorkerSettings().torch_threads)
+    for k in range(rounds):
+        for i, (_, assemble, forward, with_context) in enumerate(paths):
+            ctx_us = context_us_per_beat(beats, windows) if with_context else 0.0
+            c0 = time.process_time()
+            for _ in range(5):
+                x, r = assemble(batch)
+            inputs_us = (time.process_time() - c0) / 5 / len(batch) * 1e6
+            _, fwd_cpu = throughput(lambda x=x, r=r, f=forward: f(x, r), len(batch), seconds)
+            times[i, k] = (ctx_us, inputs_us, 1e6 / fwd_cpu)
+    torch.set_num_threads(threads)
+    totals = times.sum(axis=2)
+    ratios = totals[0] / totals[1]
+    rows = []
+    for i, (name, *_) in enumerate(paths):
+        ctx_us, inputs_us, fwd_us = np.median(times[i], axis=0)
+        per_beat = float(np.median(totals[i]))
+        rows.append((name, f"{ctx_us:.0f}", f"{inputs_us:.1f}", f"{fwd_us:.0f}",
                      f"{per_beat:.0f}", f"{1e6 / per_beat:,.0f}"))  # fmt: skip
-    ratio = float(rows[0][4]) / float(rows[1][4])
-    rows[1] = (*rows[1], f"{100 * ratio:.0f} %")
     rows[0] = (*rows[0], "100 %")
+    rows[1] = (*rows[1], f"{100 * np.median(ratios):.0f} % ({100 * ratios.min():.0f}-"
+                         f"{100 * ratios.max():.0f} over {rounds} rounds)")  # fmt: skip
     return rows
 
 
@@ -246,6 +271,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=2.0, help="timing per throughput row")
     p.add_argument("--latency-n", type=int, default=500, help="calls per latency row")
     p.add_argument(
+        "--rounds", type=int, default=5,
+        help="with --baseline: old and new timed in turn this many times (default 5)",
+    )
+    p.add_argument(
         "--batches", type=int, nargs="+", default=list(BATCHES), help="batch sizes to time"
     )
     args = p.parse_args(argv)
@@ -253,10 +282,9 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_interop_threads(1)
     rng = np.random.default_rng(0)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    if args.rounds < 1:
+        p.error(f"--rounds must be at least 1, got {args.rounds}")
     beats, windows = real_beats(args.data_dir)
-    # Timed before any forward pass: torch's idle worker threads spin for a while after one,
-    # and their CPU time would be charged to the single-threaded context code.
-    context_us = context_us_per_beat(beats, windows)
     rows = []
     for device in devices:
         rows += bench_device(
@@ -287,7 +315,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         header = ("model file", "context us", "inputs us", "forward us", "total us",
                   "beats/CPU-s", "vs old")  # fmt: skip
-        _print_table(header, side_by_side(clf, args.baseline, beats, context_us, args.seconds))
+        _print_table(header, side_by_side(clf, args.baseline, beats, windows, args.seconds,
+                                          args.rounds))  # fmt: skip
     return 0
 
 
