@@ -5,6 +5,7 @@ against the database's rhythm annotations.
         [--records 207 223 ...] [--set vt_beats=4 --set af_nrmssd=0.12 ...] [--per-record]
         [--noise em:6 --nstdb-dir N] [--leads all|one]
     python benchmarks/alarm_quality.py --crossval runs/cv [--seed 0] [--s-gate none|RR]
+        [--dominant-gate none|RR,CORR] [--af-v-gate none|CORR,PCOH]
 
 Each record runs through the offline annotator's `annotate_lead`: the worker's `BedPipeline`
 (beat cutter, stream clock, alarm engine with every lead) fed in the annotator's one-second
@@ -16,8 +17,8 @@ cutter found:
 - model: the shipped classifier (models/ecg_cnn_bilstm.pt, or --model / $ECG_MODEL).
 - --crossval: the fold models of a `trainer.crossval` run, each on the DS1 patients it held out,
   so the alarms are scored on patients the labelling model never saw, and a decision rule can
-  be chosen on them (`--s-gate`, `--dominant-gate`: in place of each model's own) without
-  reading DS2.
+  be chosen on them (`--s-gate`, `--dominant-gate`, `--af-v-gate`: in place of each model's
+  own) without reading DS2.
 
 Scoring. Reference episodes are the spans between rhythm annotations ('+' with aux_note),
 adjacent spans of the same rhythm merged: (VT -> vtach, (SVTA -> svt, (B -> bigeminy,
@@ -61,7 +62,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from label_robustness import GATE_OPTIONS, gate_value, run_classifier, validation_patients
+from label_robustness import (
+    GATE_OPTIONS,
+    gate_flag,
+    gate_value,
+    run_classifier,
+    validation_patients,
+)
 
 from monitor.alarms import AlarmSettings
 from monitor.alarms.vf import VFSettings
@@ -390,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="with --crossval (default %(default)s)")  # fmt: skip
     ap.add_argument("--seed", type=int, default=0, help="with --crossval (default %(default)s)")
     for option, (fld, form) in GATE_OPTIONS.items():
-        ap.add_argument(f"--{option}-gate", default="own", metavar="GATE",
+        ap.add_argument(gate_flag(option), default="own", metavar="GATE",
                         help=f"with --crossval: own, none or {form}, the {fld} the fold models "
                         "are served with (default: each model's own)")
     args = ap.parse_args(argv)

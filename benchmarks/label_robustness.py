@@ -18,7 +18,8 @@ signal-to-noise ratio in dB, the NST's definition, on every lead). DS2 is never 
 `--dominant-gate` scores the same runs with the dominant-beat gate (`monitor.decision`) of
 each setting given, in place of the one in the run's contract, so a rule after the network is
 chosen on unseen patients without retraining: `own` (the run's), `none`, or `RR,CORR`.
-`--s-gate` does the same for the S gate: `own`, `none` or `RR`.
+`--s-gate` does the same for the S gate: `own`, `none` or `RR`; `--af-v-gate` for the AF V
+gate: `own`, `none` or `CORR,PCOH`.
 """
 
 from __future__ import annotations
@@ -71,8 +72,18 @@ def shown(lead: Lead, condition: str, nstdb_dir: str | None) -> Lead | None:
     )
 
 
-#: The gates a run can be scored with in place of its own: option, contract field, value form.
-GATE_OPTIONS = {"dominant": ("dominant_gate", "RR,CORR"), "s": ("s_gate", "RR")}
+#: The gates a run can be scored with in place of its own: option (its flag is --OPTION-gate,
+#: dashes for underscores), contract field, value form.
+GATE_OPTIONS = {
+    "dominant": ("dominant_gate", "RR,CORR"),
+    "s": ("s_gate", "RR"),
+    "af_v": ("af_v_gate", "CORR,PCOH"),
+}
+
+
+def gate_flag(option: str) -> str:
+    """The command-line flag of a GATE_OPTIONS option."""
+    return f"--{option.replace('_', '-')}-gate"
 
 
 def gate_value(option: str, text: str) -> tuple[float, ...] | None:
@@ -87,7 +98,7 @@ def gate_value(option: str, text: str) -> tuple[float, ...] | None:
     except ValueError:
         values = ()
     if len(values) != len(form.split(",")):
-        raise InputError(f"--{option}-gate takes own, none or {form}, got {text!r}")
+        raise InputError(f"{gate_flag(option)} takes own, none or {form}, got {text!r}")
     return values
 
 
@@ -169,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-dir", help="MIT-BIH directory (default: $ECG_MITDB_DIR)")
     p.add_argument("--nstdb-dir", help="NSTDB directory (default: $ECG_NSTDB_DIR)")
     for option, (field, form) in GATE_OPTIONS.items():
-        p.add_argument(f"--{option}-gate", nargs="+", default=["own"], metavar="GATE",
+        p.add_argument(gate_flag(option), nargs="+", default=["own"], metavar="GATE",
                        help=f"own, none or {form}: the {field} each run is scored with (default: "
                        "the run's own); several values score the runs once each")  # fmt: skip
     args = p.parse_args(argv)

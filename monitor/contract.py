@@ -143,12 +143,16 @@ AF_GATE_FEATURES = ("rr_entropy", "rr_turning", "rr_irregularity")
 DOMINANT_GATE_FEATURES = ("rr_prev_long", "template_available", "template_corr")
 #: The features `BeatContract.s_gate` reads: its threshold is on the second.
 S_GATE_FEATURES = ("template_available", "rr_prev_long")
+#: The features `BeatContract.af_v_gate` reads: the AF gate's test of fibrillation, then its
+#: two thresholds on the last two, where the template is learned.
+AF_V_GATE_FEATURES = (*AF_GATE_FEATURES, "template_available", "template_corr", "p_coherence")
 #: Each decision rule's contract field: how many thresholds, the features it reads, the class
 #: whose calls it moves.
 GATE_RULES: dict[str, tuple[int, tuple[str, ...], str]] = {
     "af_gate": (4, AF_GATE_FEATURES, "S"),
     "dominant_gate": (2, DOMINANT_GATE_FEATURES, "V"),
     "s_gate": (1, S_GATE_FEATURES, "S"),
+    "af_v_gate": (2, AF_V_GATE_FEATURES, "V"),
 }
 
 
@@ -218,6 +222,11 @@ class BeatContract:
     #: RR is at least the threshold times the long-term mean RR is reported N; empty: the
     #: network's S calls as they are.
     s_gate: tuple[float, ...] = ()
+    #: The decision rule for V calls in fibrillation (`monitor.decision.gate_af_v`): a beat
+    #: called V that is in fibrillation by `af_gate`'s test, whose QRS correlates with the
+    #: dominant template at least the first threshold and whose template's P-wave coherence is
+    #: below the second is reported N; empty (or without `af_gate`): V calls as they are.
+    af_v_gate: tuple[float, ...] = ()
     model_version: str = "unversioned"
     data_split: str = "unknown"
     data_hash: str = "unknown"
@@ -251,6 +260,8 @@ class BeatContract:
                     f"reads {', '.join(reads)}, got {value!r} with features "
                     f"{', '.join(self.features)}"
                 )
+        if self.af_v_gate and not self.af_gate:
+            raise ValueError("af_v_gate asks af_gate's test of fibrillation: give af_gate too")
         if "N" in self.report_as_n or not set(self.report_as_n) <= set(self.classes):
             raise ValueError(
                 f"report_as_n takes classes of {'/'.join(self.classes)} other than N, "

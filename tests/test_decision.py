@@ -1,6 +1,7 @@
 """The decision rules after the network: S in atrial fibrillation goes to N, nothing else moves;
 the classes a model does not call are reported as N; a V call on a beat that is on time and
-shaped like the dominant beat is N, and so is an S call on a beat that is not premature."""
+shaped like the dominant beat is N, and so is an S call on a beat that is not premature, and a
+V call in fibrillation shaped like the dominant beat."""
 
 from __future__ import annotations
 
@@ -12,10 +13,19 @@ import pytest
 from monitor import contract
 from monitor.classifier import BeatClassifier
 from monitor.context import ABSENT
-from monitor.decision import decide, gate_af, gate_dominant, gate_s, in_af, report_as_n
+from monitor.decision import (
+    decide,
+    gate_af,
+    gate_af_v,
+    gate_dominant,
+    gate_s,
+    in_af,
+    report_as_n,
+)
 from monitor.errors import InputError
 from monitor.inputs import select
 from trainer.train import (
+    AF_V_GATE,
     DEFAULT_REPORT_AS_N,
     DOMINANT_GATE,
     S_GATE,
@@ -27,6 +37,8 @@ from trainer.train import (
 FEATURES = "rr_local,rr_long,rhythm,af"
 #: What the dominant-beat gate reads besides.
 TEMPLATE_FEATURES = FEATURES + ",template"
+#: What the AF V gate reads besides.
+PWAVE_FEATURES = TEMPLATE_FEATURES + ",pwave"
 
 
 def _context(bc: contract.BeatContract, entropy: float, turning: float, irregularity: float):
@@ -162,10 +174,14 @@ def test_a_v_call_on_time_and_shaped_like_the_dominant_beat_is_n():
 
 @pytest.mark.parametrize(
     ("name", "shipped", "bad"),
-    [("dominant_gate", DOMINANT_GATE, (1.0,)), ("s_gate", S_GATE, (0.8, 0.95))],
+    [
+        ("dominant_gate", DOMINANT_GATE, (1.0,)),
+        ("s_gate", S_GATE, (0.8, 0.95)),
+        ("af_v_gate", AF_V_GATE, (0.8,)),
+    ],
 )
 def test_a_gate_travels_in_the_contract_and_is_checked(name, shipped, bad):
-    bc = model_contract("beat", TEMPLATE_FEATURES, 1)
+    bc = model_contract("beat", PWAVE_FEATURES, 1)
     back = contract.BeatContract.from_dict(bc.to_dict())
     assert back == bc and getattr(back, name) == shipped
     old = {k: v for k, v in bc.to_dict().items() if k != name}
@@ -206,6 +222,36 @@ def test_an_s_call_that_is_not_premature_is_n():
     assert decide(probs, late, bc).argmax() == contract.CLASSES.index("N")  # served so
 
 
+def test_a_v_call_in_fibrillation_shaped_like_the_dominant_beat_is_n():
+    bc = model_contract("beat", PWAVE_FEATURES, 0)
+    assert bc.af_v_gate == AF_V_GATE == (0.8, 0.2)
+    probs = np.array([[0.2, 0.05, 0.7, 0.05, 0.0]], dtype=np.float32)
+    fibrillating = {"rr_entropy": 0.9, "rr_turning": 0.66, "rr_irregularity": 0.3}
+    regular = {"rr_entropy": 0.3, "rr_turning": 0.4, "rr_irregularity": 0.02}
+
+    def gated(rhythm: dict, **values: float) -> np.ndarray:
+        return gate_af_v(probs, _with(bc, template_available=1.0, **rhythm, **values), bc)
+
+    like = {"template_corr": 0.9, "p_coherence": 0.05}
+    np.testing.assert_allclose(gated(fibrillating, **like), [[0.9, 0.05, 0.0, 0.05, 0.0]])
+    for kept in (
+        gated(fibrillating, template_corr=0.4, p_coherence=0.05),  # a PVC's own shape
+        gated(fibrillating, template_corr=0.9, p_coherence=0.6),  # P waves: not fibrillation
+        gated(regular, **like),  # regular RR: the dominant-beat gate's question, not this one
+    ):
+        np.testing.assert_array_equal(kept, probs)
+    unlearned = _with(bc, **fibrillating, **like)  # no template yet
+    np.testing.assert_array_equal(gate_af_v(probs, unlearned, bc), probs)
+    normal = np.array([[0.6, 0.0, 0.4, 0.0, 0.0]], dtype=np.float32)  # only V calls move
+    inside = _with(bc, template_available=1.0, **fibrillating, **like)
+    np.testing.assert_array_equal(gate_af_v(normal, inside, bc), normal)
+    assert probs[0, 2] == np.float32(0.7)  # not in place
+    assert decide(probs, inside, bc).argmax() == contract.CLASSES.index("N")  # served so
+    assert model_contract("beat", PWAVE_FEATURES, 0, af_gate=False).af_v_gate == ()
+    with pytest.raises(ValueError, match="af_gate"):
+        dataclasses.replace(bc, af_gate=())
+
+
 def _wide_beats() -> np.ndarray:
     """Kachuee beats of a wide QRS (40-120 ms Gaussian and its opposite swing), either polarity:
     what the network calls ventricular."""
@@ -222,6 +268,7 @@ def test_the_shipped_model_calls_no_on_time_dominant_beat_v():
     clf = BeatClassifier(device="cpu")
     assert clf.contract.dominant_gate == DOMINANT_GATE
     assert clf.contract.s_gate == S_GATE
+    assert clf.contract.af_v_gate == AF_V_GATE
     x = _wide_beats()
     v = contract.CLASSES.index("V")
     on_time = np.repeat(_with(clf.contract, template_available=1.0, rr_prev_long=1.05,
