@@ -225,7 +225,7 @@ class BeatContract:
     #: The decision rule for V calls in fibrillation (`monitor.decision.gate_af_v`): a beat
     #: called V that is in fibrillation by `af_gate`'s test, whose QRS correlates with the
     #: dominant template at least the first threshold and whose template's P-wave coherence is
-    #: below the second is reported N; empty (or without `af_gate`): V calls as they are.
+    #: below the second is reported N (it asks `af_gate` too); empty: V calls as they are.
     af_v_gate: tuple[float, ...] = ()
     model_version: str = "unversioned"
     data_split: str = "unknown"
