@@ -53,13 +53,12 @@ conducted beats of a patient whose QRS is wide and varies, and the network, trai
 patients' shapes, calls them V (on DS1 cross-validation, after the third rule, a third of the
 false V calls, 1 122 of 3 128 over the 12 fold runs, and most of the false VT alarms on patients
 the model never saw were such beats of one patient, 203; the rule took 851 false V calls, 794
-of them 203's, and 34 true ones). A
-beat called V whose RR evidence is that of fibrillation (the AF gate's test), whose QRS matches
-the learned dominant template (`template_corr` at least the first of `BeatContract.af_v_gate`)
-and whose template shows no consistent P wave (`p_coherence` below the second: fibrillation
-seen in the waveform too, not only in the RR) is reported N. A PVC in fibrillation differs
-from the dominant beat and keeps its V; what it costs is the V beats of a run that resembles
-the conducted QRS (models/README.md).
+of them 203's, and 34 true ones). A beat called V whose RR evidence is that of fibrillation
+(the AF gate's test), whose QRS matches the learned dominant template (`template_corr` at
+least the first of `BeatContract.af_v_gate`) and whose template shows no consistent P wave
+(`p_coherence` below the second: fibrillation seen in the waveform too, not only in the RR) is
+reported N. A PVC in fibrillation differs from the dominant beat and keeps its V; what it costs
+is the V beats of a run that resembles the conducted QRS (models/README.md).
 """
 
 from __future__ import annotations
