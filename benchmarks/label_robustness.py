@@ -19,7 +19,8 @@ signal-to-noise ratio in dB, the NST's definition, on every lead). DS2 is never 
 each setting given, in place of the one in the run's contract, so a rule after the network is
 chosen on unseen patients without retraining: `own` (the run's), `none`, or `RR,CORR`.
 `--s-gate` does the same for the S gate: `own`, `none` or `RR`; `--af-v-gate` for the AF V
-gate: `own`, `none` or `CORR,PCOH`.
+gate: `own`, `none` or `CORR,PCOH`; `--premature-s-gate` for the premature S gate: `own`,
+`none` or `RR,CORR,PCOH,PS`.
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ GATE_OPTIONS = {
     "dominant": ("dominant_gate", "RR,CORR"),
     "s": ("s_gate", "RR"),
     "af_v": ("af_v_gate", "CORR,PCOH"),
+    "premature_s": ("premature_s_gate", "RR,CORR,PCOH,PS"),
 }
 
 

@@ -146,6 +146,11 @@ S_GATE_FEATURES = ("template_available", "rr_prev_long")
 #: The features `BeatContract.af_v_gate` reads: the AF gate's test of fibrillation, then its
 #: two thresholds on the last two, where the template is learned.
 AF_V_GATE_FEATURES = (*AF_GATE_FEATURES, "template_available", "template_corr", "p_coherence")
+#: The features `BeatContract.premature_s_gate` reads: the AF gate's test of fibrillation, then
+#: its first three thresholds on the last three, where the template is learned.
+PREMATURE_S_GATE_FEATURES = (
+    *AF_GATE_FEATURES, "template_available", "rr_prev_long", "template_corr", "p_coherence",
+)
 #: Each decision rule's contract field: how many thresholds, the features it reads, the class
 #: whose calls it moves.
 GATE_RULES: dict[str, tuple[int, tuple[str, ...], str]] = {
@@ -153,6 +158,7 @@ GATE_RULES: dict[str, tuple[int, tuple[str, ...], str]] = {
     "dominant_gate": (2, DOMINANT_GATE_FEATURES, "V"),
     "s_gate": (1, S_GATE_FEATURES, "S"),
     "af_v_gate": (2, AF_V_GATE_FEATURES, "V"),
+    "premature_s_gate": (4, PREMATURE_S_GATE_FEATURES, "S"),
 }
 
 
@@ -227,6 +233,13 @@ class BeatContract:
     #: dominant template at least the first threshold and whose template's P-wave coherence is
     #: below the second is reported N (it asks `af_gate` too); empty: V calls as they are.
     af_v_gate: tuple[float, ...] = ()
+    #: The decision rule for N calls (`monitor.decision.gate_premature_s`): a beat called N that
+    #: is not in fibrillation by `af_gate`'s test, whose previous RR is below the first
+    #: threshold times the long-term mean RR, whose QRS correlates with the dominant template at
+    #: least the second, whose template's P-wave coherence is at least the third and whose S
+    #: probability is at least the fourth is reported S (it asks `af_gate` too); empty: N calls
+    #: as they are.
+    premature_s_gate: tuple[float, ...] = ()
     model_version: str = "unversioned"
     data_split: str = "unknown"
     data_hash: str = "unknown"
@@ -260,8 +273,9 @@ class BeatContract:
                     f"reads {', '.join(reads)}, got {value!r} with features "
                     f"{', '.join(self.features)}"
                 )
-        if self.af_v_gate and not self.af_gate:
-            raise ValueError("af_v_gate asks af_gate's test of fibrillation: give af_gate too")
+        for name in ("af_v_gate", "premature_s_gate"):
+            if getattr(self, name) and not self.af_gate:
+                raise ValueError(f"{name} asks af_gate's test of fibrillation: give af_gate too")
         if "N" in self.report_as_n or not set(self.report_as_n) <= set(self.classes):
             raise ValueError(
                 f"report_as_n takes classes of {'/'.join(self.classes)} other than N, "

@@ -1,7 +1,8 @@
 """The decision rules after the network: S in atrial fibrillation goes to N, nothing else moves;
 the classes a model does not call are reported as N; a V call on a beat that is on time and
 shaped like the dominant beat is N, and so is an S call on a beat that is not premature, and a
-V call in fibrillation shaped like the dominant beat."""
+V call in fibrillation shaped like the dominant beat; an N call on a premature beat with the
+patient's own QRS and P wave, out of fibrillation, is S."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from monitor.decision import (
     gate_af,
     gate_af_v,
     gate_dominant,
+    gate_premature_s,
     gate_s,
     in_af,
     report_as_n,
@@ -28,6 +30,7 @@ from trainer.train import (
     AF_V_GATE,
     DEFAULT_REPORT_AS_N,
     DOMINANT_GATE,
+    PREMATURE_S_GATE,
     S_GATE,
     default_af_gate,
     model_contract,
@@ -178,6 +181,7 @@ def test_a_v_call_on_time_and_shaped_like_the_dominant_beat_is_n():
         ("dominant_gate", DOMINANT_GATE, (1.0,)),
         ("s_gate", S_GATE, (0.8, 0.95)),
         ("af_v_gate", AF_V_GATE, (0.8,)),
+        ("premature_s_gate", PREMATURE_S_GATE, (0.8, 0.8, 0.2)),
     ],
 )
 def test_a_gate_travels_in_the_contract_and_is_checked(name, shipped, bad):
@@ -252,6 +256,43 @@ def test_a_v_call_in_fibrillation_shaped_like_the_dominant_beat_is_n():
         dataclasses.replace(bc, af_gate=())
 
 
+def test_an_n_call_on_a_premature_beat_with_the_patients_own_qrs_is_s():
+    bc = model_contract("beat", PWAVE_FEATURES, 0)
+    assert bc.premature_s_gate == PREMATURE_S_GATE == (0.8, 0.8, 0.2, 0.05)
+    probs = np.array([[0.8, 0.15, 0.05, 0.0, 0.0]], dtype=np.float32)
+    regular = {"rr_entropy": 0.3, "rr_turning": 0.4, "rr_irregularity": 0.02}
+    fibrillating = {"rr_entropy": 0.9, "rr_turning": 0.66, "rr_irregularity": 0.3}
+    premature = {"rr_prev_long": 0.7, "template_corr": 0.95, "p_coherence": 0.6}
+
+    def gated(p: np.ndarray = probs, rhythm: dict = regular, **values: float) -> np.ndarray:
+        context = _with(bc, template_available=1.0, **rhythm, **{**premature, **values})
+        return gate_premature_s(p, context, bc)
+
+    np.testing.assert_allclose(gated(), [[0.0, 0.95, 0.05, 0.0, 0.0]])
+    for kept in (
+        gated(rr_prev_long=0.85),  # on time against the 5-minute mean
+        gated(template_corr=0.5),  # not the patient's own QRS
+        gated(p_coherence=0.1),  # no consistent P wave: fibrillation in the waveform
+        gated(rhythm=fibrillating),  # an early beat in fibrillation is no premature beat
+    ):
+        np.testing.assert_array_equal(kept, probs)
+    sure = np.array([[0.97, 0.01, 0.02, 0.0, 0.0]], dtype=np.float32)  # S all but excluded
+    np.testing.assert_array_equal(gated(sure), sure)
+    unlearned = _with(bc, **regular, **premature)  # the bed's learning period: no verdict
+    np.testing.assert_array_equal(gate_premature_s(probs, unlearned, bc), probs)
+    np.testing.assert_array_equal(gate_premature_s(probs, _with(bc), bc), probs)  # all absent
+    ventricular = np.array([[0.3, 0.1, 0.6, 0.0, 0.0]], dtype=np.float32)  # only N calls move
+    np.testing.assert_array_equal(gated(ventricular), ventricular)
+    assert probs[0, 0] == np.float32(0.8)  # not in place
+    inside = _with(bc, template_available=1.0, **regular, **premature)
+    assert decide(probs, inside, bc).argmax() == contract.CLASSES.index("S")  # served so
+    off = model_contract("beat", PWAVE_FEATURES, 0, premature_s_gate=False)
+    np.testing.assert_array_equal(gate_premature_s(probs, inside, off), probs)
+    assert model_contract("beat", PWAVE_FEATURES, 0, af_gate=False).premature_s_gate == ()
+    with pytest.raises(ValueError, match="premature_s_gate asks af_gate"):
+        dataclasses.replace(bc, af_gate=(), af_v_gate=())
+
+
 def _wide_beats() -> np.ndarray:
     """Kachuee beats of a wide QRS (40-120 ms Gaussian and its opposite swing), either polarity:
     what the network calls ventricular."""
@@ -269,6 +310,7 @@ def test_the_shipped_model_calls_no_on_time_dominant_beat_v():
     assert clf.contract.dominant_gate == DOMINANT_GATE
     assert clf.contract.s_gate == S_GATE
     assert clf.contract.af_v_gate == AF_V_GATE
+    assert clf.contract.premature_s_gate == PREMATURE_S_GATE
     x = _wide_beats()
     v = contract.CLASSES.index("V")
     on_time = np.repeat(_with(clf.contract, template_available=1.0, rr_prev_long=1.05,

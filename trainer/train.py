@@ -114,6 +114,14 @@ S_GATE: tuple[float] = (0.95,)
 #: --crossval (models/README.md): macro F1 59.2 -> 60.0, V +P 81.8 -> 87.4 at V Se -0.3, false
 #: VT alarms on unseen patients 62 -> 18 for 5 of 117 VT episodes.
 AF_V_GATE: tuple[float, float] = (0.8, 0.2)
+#: The premature S rule (`monitor.decision.gate_premature_s`): out of fibrillation, an N call
+#: whose previous RR is below this times the long-term mean (the issue's prematurity rule), whose
+#: QRS correlates with the dominant template at least this, whose template's P-wave coherence
+#: is at least this (the AF V gate's bound: not fibrillation in the waveform either) and whose
+#: S probability is at least this is reported S. Chosen on saved outputs of the 12 fold runs,
+#: then benchmarks/label_robustness.py --premature-s-gate and alarm_quality.py --crossval
+#: (models/README.md).
+PREMATURE_S_GATE: tuple[float, float, float, float] = (0.8, 0.8, 0.2, 0.05)
 SELECT_MODES = ("best", "last")
 SCHEDULES = ("plateau", "cosine", "constant")
 DEFAULT_SELECT = "best"
@@ -347,6 +355,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "dominant beat (monitor.decision)",
     )
     p.add_argument(
+        "--no-premature-s-gate",
+        action="store_true",
+        help="serve the network's N calls as they are, without the decision rule that reports "
+        "S for a beat called N that is premature against the long-term mean RR, shaped like "
+        "the patient's dominant beat and out of fibrillation (monitor.decision)",
+    )
+    p.add_argument(
         "--report-as-n",
         default=",".join(DEFAULT_REPORT_AS_N),
         metavar="CLASSES",
@@ -413,6 +428,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.channels, args.features, args.sequence, af_gate=not args.no_af_gate,
         report_as_n=_classes(args.report_as_n), dominant_gate=not args.no_dominant_gate,
         s_gate=not args.no_s_gate, af_v_gate=not args.no_af_v_gate,
+        premature_s_gate=not args.no_premature_s_gate,
     )  # fmt: skip
     args.natural = _classes(args.natural)
     if set(args.natural) - set(contract.CLASSES):
@@ -526,11 +542,12 @@ def model_contract(
     dominant_gate: bool = True,
     s_gate: bool = True,
     af_v_gate: bool = True,
+    premature_s_gate: bool = True,
 ) -> contract.BeatContract:
     """The contract of a model reading these inputs (names or groups, comma-separated), with
-    the AF gate, the dominant-beat gate, the S gate and the AF V gate (`monitor.decision`)
-    where asked and the features they read are there, and `report_as_n`'s classes reported
-    as N."""
+    the AF gate, the dominant-beat gate, the S gate, the AF V gate and the premature S gate
+    (`monitor.decision`) where asked and the features they read are there, and
+    `report_as_n`'s classes reported as N."""
     chans = tuple(c for c in channels.split(",") if c)
     names: list[str] = []
     for item in (f for f in features.split(",") if f and f != "none"):
@@ -546,11 +563,15 @@ def model_contract(
         dominant = dominant_gate and set(contract.DOMINANT_GATE_FEATURES) <= set(names)
         s_rule = s_gate and set(contract.S_GATE_FEATURES) <= set(names)
         af_v = gate and af_v_gate and set(contract.AF_V_GATE_FEATURES) <= set(names)
+        premature_s = (
+            gate and premature_s_gate and set(contract.PREMATURE_S_GATE_FEATURES) <= set(names)
+        )
         return dataclasses.replace(
             contract.CURRENT, channels=chans, features=tuple(names), sequence=sequence,
             af_gate=default_af_gate() if gate else (), report_as_n=report_as_n,
             dominant_gate=DOMINANT_GATE if dominant else (),
             s_gate=S_GATE if s_rule else (), af_v_gate=AF_V_GATE if af_v else (),
+            premature_s_gate=PREMATURE_S_GATE if premature_s else (),
         )  # fmt: skip
     except ValueError as exc:
         raise InputError(f"--channels/--features/--report-as-n: {exc}") from None
