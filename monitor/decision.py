@@ -109,10 +109,10 @@ def _moved(
     asked; not in place)."""
     if not rows.any():
         return probs
-    k, n = bc.classes.index(label), bc.classes.index(to)
+    src, dst = bc.classes.index(label), bc.classes.index(to)
     out = probs.copy()
-    out[rows, n] += out[rows, k]
-    out[rows, k] = 0.0
+    out[rows, dst] += out[rows, src]
+    out[rows, src] = 0.0
     return out
 
 
