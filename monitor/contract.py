@@ -151,8 +151,9 @@ AF_V_GATE_FEATURES = (*AF_GATE_FEATURES, "template_available", "template_corr", 
 PREMATURE_S_GATE_FEATURES = (
     *AF_GATE_FEATURES, "template_available", "rr_prev_long", "template_corr", "p_coherence",
 )
-#: Each decision rule's contract field: how many thresholds, the features it reads, the class
-#: whose calls it moves.
+#: Each decision rule's contract field: how many thresholds, the features it reads, and the
+#: class besides N whose probability it moves (to N, or for the premature S gate from N), which
+#: the model must call.
 GATE_RULES: dict[str, tuple[int, tuple[str, ...], str]] = {
     "af_gate": (4, AF_GATE_FEATURES, "S"),
     "dominant_gate": (2, DOMINANT_GATE_FEATURES, "V"),
