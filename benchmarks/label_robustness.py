@@ -20,7 +20,8 @@ each setting given, in place of the one in the run's contract, so a rule after t
 chosen on unseen patients without retraining: `own` (the run's), `none`, or `RR,CORR`.
 `--s-gate` does the same for the S gate: `own`, `none` or `RR`; `--af-v-gate` for the AF V
 gate: `own`, `none` or `CORR,PCOH`; `--premature-s-gate` for the premature S gate: `own`,
-`none` or `RR,CORR,PCOH,PS`.
+`none` or `RR,CORR,PCOH,PS`; `--wide-qrs-gate` for the wide-QRS gate: `own`, `none` or
+`WIDTH,RR`.
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ GATE_OPTIONS = {
     "s": ("s_gate", "RR"),
     "af_v": ("af_v_gate", "CORR,PCOH"),
     "premature_s": ("premature_s_gate", "RR,CORR,PCOH,PS"),
+    "wide_qrs": ("wide_qrs_gate", "WIDTH,RR"),
 }
 
 

@@ -151,15 +151,19 @@ AF_V_GATE_FEATURES = (*AF_GATE_FEATURES, "template_available", "template_corr", 
 PREMATURE_S_GATE_FEATURES = (
     *AF_GATE_FEATURES, "template_available", "rr_prev_long", "template_corr", "p_coherence",
 )
+#: The features `BeatContract.wide_qrs_gate` reads: its two thresholds are on the last two,
+#: where the template is learned.
+WIDE_QRS_GATE_FEATURES = ("template_available", "width_log2", "rr_prev_long")
 #: Each decision rule's contract field: how many thresholds, the features it reads, and the
-#: class besides N whose probability it moves (to N, or for the premature S gate from N), which
-#: the model must call.
-GATE_RULES: dict[str, tuple[int, tuple[str, ...], str]] = {
-    "af_gate": (4, AF_GATE_FEATURES, "S"),
-    "dominant_gate": (2, DOMINANT_GATE_FEATURES, "V"),
-    "s_gate": (1, S_GATE_FEATURES, "S"),
-    "af_v_gate": (2, AF_V_GATE_FEATURES, "V"),
-    "premature_s_gate": (4, PREMATURE_S_GATE_FEATURES, "S"),
+#: classes besides N whose probabilities it moves (to N, for the premature S gate from N, for
+#: the wide-QRS gate from S to V), which the model must call.
+GATE_RULES: dict[str, tuple[int, tuple[str, ...], tuple[str, ...]]] = {
+    "af_gate": (4, AF_GATE_FEATURES, ("S",)),
+    "dominant_gate": (2, DOMINANT_GATE_FEATURES, ("V",)),
+    "s_gate": (1, S_GATE_FEATURES, ("S",)),
+    "af_v_gate": (2, AF_V_GATE_FEATURES, ("V",)),
+    "premature_s_gate": (4, PREMATURE_S_GATE_FEATURES, ("S",)),
+    "wide_qrs_gate": (2, WIDE_QRS_GATE_FEATURES, ("S", "V")),
 }
 
 
@@ -241,6 +245,11 @@ class BeatContract:
     #: probability is at least the fourth is reported S (it asks `af_gate` too); empty: N calls
     #: as they are.
     premature_s_gate: tuple[float, ...] = ()
+    #: The decision rule for S calls with a wide QRS (`monitor.decision.gate_wide_qrs`): a beat
+    #: called S whose QRS is wider than the dominant template's by more than the first
+    #: threshold (log2 of the ratio) and whose previous RR is at least the second times the
+    #: long-term mean RR is reported V; empty: S calls as they are.
+    wide_qrs_gate: tuple[float, ...] = ()
     model_version: str = "unversioned"
     data_split: str = "unknown"
     data_hash: str = "unknown"
@@ -267,10 +276,11 @@ class BeatContract:
             if value and (
                 len(value) != count
                 or not set(reads) <= set(self.features)
-                or moves not in self.classes
+                or not set(moves) <= set(self.classes)
             ):
                 raise ValueError(
-                    f"{name} must be {count} threshold(s) on a model that calls {moves} and "
+                    f"{name} must be {count} threshold(s) on a model that calls "
+                    f"{' and '.join(moves)} and "
                     f"reads {', '.join(reads)}, got {value!r} with features "
                     f"{', '.join(self.features)}"
                 )

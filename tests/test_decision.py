@@ -2,7 +2,8 @@
 the classes a model does not call are reported as N; a V call on a beat that is on time and
 shaped like the dominant beat is N, and so is an S call on a beat that is not premature, and a
 V call in fibrillation shaped like the dominant beat; an N call on a premature beat with the
-patient's own QRS and P wave, out of fibrillation, is S."""
+patient's own QRS and P wave, out of fibrillation, is S, and an S call on a beat whose QRS is
+much wider than the patient's is V."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from monitor.decision import (
     gate_dominant,
     gate_premature_s,
     gate_s,
+    gate_wide_qrs,
     in_af,
     report_as_n,
 )
@@ -32,6 +34,7 @@ from trainer.train import (
     DOMINANT_GATE,
     PREMATURE_S_GATE,
     S_GATE,
+    WIDE_QRS_GATE,
     default_af_gate,
     model_contract,
     parse_args,
@@ -182,6 +185,7 @@ def test_a_v_call_on_time_and_shaped_like_the_dominant_beat_is_n():
         ("s_gate", S_GATE, (0.8, 0.95)),
         ("af_v_gate", AF_V_GATE, (0.8,)),
         ("premature_s_gate", PREMATURE_S_GATE, (0.8, 0.8, 0.2)),
+        ("wide_qrs_gate", WIDE_QRS_GATE, (0.5,)),
     ],
 )
 def test_a_gate_travels_in_the_contract_and_is_checked(name, shipped, bad):
@@ -293,6 +297,35 @@ def test_an_n_call_on_a_premature_beat_with_the_patients_own_qrs_is_s():
         dataclasses.replace(bc, af_gate=(), af_v_gate=())
 
 
+def test_an_s_call_with_a_qrs_much_wider_than_the_patients_is_v():
+    bc = model_contract("beat", TEMPLATE_FEATURES, 0)
+    assert bc.wide_qrs_gate == WIDE_QRS_GATE == (0.5, 0.5)
+    probs = np.array([[0.3, 0.5, 0.15, 0.05, 0.0]], dtype=np.float32)
+    wide = {"width_log2": 1.0, "rr_prev_long": 0.7}
+
+    def gated(p: np.ndarray = probs, **values: float) -> np.ndarray:
+        return gate_wide_qrs(p, _with(bc, template_available=1.0, **{**wide, **values}), bc)
+
+    np.testing.assert_allclose(gated(), [[0.3, 0.0, 0.65, 0.05, 0.0]])
+    for kept in (
+        gated(width_log2=0.3),  # the patient's own width, or near it
+        gated(rr_prev_long=0.4),  # far too early to be a beat: most often noise
+    ):
+        np.testing.assert_array_equal(kept, probs)
+    normal = np.array([[0.6, 0.3, 0.1, 0.0, 0.0]], dtype=np.float32)  # only S calls move
+    np.testing.assert_array_equal(gated(normal), normal)
+    unlearned = _with(bc, **wide)  # the bed's learning period: no verdict
+    np.testing.assert_array_equal(gate_wide_qrs(probs, unlearned, bc), probs)
+    np.testing.assert_array_equal(gate_wide_qrs(probs, _with(bc), bc), probs)  # all absent
+    assert probs[0, 1] == np.float32(0.5)  # not in place
+    inside = _with(bc, template_available=1.0, **wide)
+    assert decide(probs, inside, bc).argmax() == contract.CLASSES.index("V")  # served so
+    off = model_contract("beat", TEMPLATE_FEATURES, 0, wide_qrs_gate=False)
+    np.testing.assert_array_equal(gate_wide_qrs(probs, inside, off), probs)
+    with pytest.raises(ValueError, match="calls S and V"):
+        dataclasses.replace(bc, classes=("N", "S"), s_gate=(), af_gate=(), dominant_gate=())
+
+
 def _wide_beats() -> np.ndarray:
     """Kachuee beats of a wide QRS (40-120 ms Gaussian and its opposite swing), either polarity:
     what the network calls ventricular."""
@@ -311,6 +344,7 @@ def test_the_shipped_model_calls_no_on_time_dominant_beat_v():
     assert clf.contract.s_gate == S_GATE
     assert clf.contract.af_v_gate == AF_V_GATE
     assert clf.contract.premature_s_gate == PREMATURE_S_GATE
+    assert clf.contract.wide_qrs_gate == WIDE_QRS_GATE
     x = _wide_beats()
     v = contract.CLASSES.index("V")
     on_time = np.repeat(_with(clf.contract, template_available=1.0, rr_prev_long=1.05,

@@ -41,8 +41,8 @@ def macro_f1(runs: list[dict]) -> float:
 
 def served(results: dict[str, dict[int, list[dict]]]) -> dict[str, dict[int, list[dict]]]:
     """The settings whose every run has figures through the decision rules (AF gate, F as N,
-    dominant-beat gate, AF V gate, S gate, premature S gate), as they are served: their rows
-    again, the served confusion matrices in place."""
+    dominant-beat gate, AF V gate, S gate, premature S gate, wide-QRS gate), as they are
+    served: their rows again, the served confusion matrices in place."""
     out = {}
     for name, by_seed in results.items():
         runs = [r for folds in by_seed.values() for r in folds]
