@@ -128,7 +128,7 @@ PREMATURE_S_GATE: tuple[float, float, float, float] = (0.8, 0.8, 0.2, 0.05)
 #: RR is at least this times the long-term mean (not a detection far too early to be a beat) is
 #: reported V. Chosen on saved outputs of the 12 fold runs, then
 #: benchmarks/label_robustness.py --wide-qrs-gate and alarm_quality.py --crossval
-#: (models/README.md): widths 0.4-0.8 all gave macro F1 61.6-61.7 against 61.3, 0.5 the best;
+#: (models/README.md): widths 0.4-0.8 all gave macro F1 61.7 against 61.3 on the saved outputs;
 #: the RR floor halves what the rule adds to false V runs with electrode-motion noise.
 WIDE_QRS_GATE: tuple[float, float] = (0.5, 0.5)
 SELECT_MODES = ("best", "last")
