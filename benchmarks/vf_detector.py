@@ -19,6 +19,15 @@ windows wholly inside `(N` are "normal sinus rhythm"; straddling windows count f
 Coarse VF: shockable windows whose robust peak-to-peak amplitude (the detector's own measure)
 is at least 0.2 mV.
 
+Analysable windows. The AHA goals are set for rhythm strips, and a strip that holds a
+defibrillation shock or a clipped amplifier is artefact, not a rhythm. CUDB is a resuscitation
+database: its `[`..`]` episodes hold the shocks and the saturated seconds around them (15 % of
+its VF windows). A window is analysable when the monitor's own signal-quality check
+(`monitor.alarms.quality.SignalQuality`, the one behind the `noisy_signal` "saturated" and
+`leads_off` technical alarms) found no flat line and no saturation in any of its readings
+within the window. Per-window figures are printed over every window and over analysable
+windows; the fit and the alarm figures use every window.
+
 Alarm: raised at the `--confirm`-th consecutive shockable reading, held until `--release`
 consecutive non-shockable readings. A false alarm is one raised by a reading whose window
 touches no VF/flutter episode. Onset delay: from the `[` mark (or `(VFL` note) to the end of the
@@ -41,6 +50,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from monitor.alarms import vf  # noqa: E402
+from monitor.alarms.quality import SignalQuality  # noqa: E402
+from monitor.alarms.settings import AlarmSettings  # noqa: E402
 from monitor.alarms.vf import FEATURES, VFSettings, vf_readings  # noqa: E402
 from monitor.records import ALL_RECORDS, DS1, read_annotations, read_lead  # noqa: E402
 from simulators.noise import load_noise, noise_gain  # noqa: E402
@@ -74,6 +85,7 @@ class Scored:
     normal: np.ndarray  # bool: wholly inside normal sinus rhythm
     touches_vf: np.ndarray  # bool: window overlaps a VF episode
     shock: np.ndarray  # the detector's own decision (shipped constants)
+    analysable: np.ndarray  # bool: no flat or saturated quality reading within the window
 
 
 def data_dir(flag: str | None, env: str, name: str) -> Path:
@@ -161,6 +173,16 @@ def _touches(s: np.ndarray, e: np.ndarray, intervals) -> np.ndarray:
     return out
 
 
+def analysable(x: np.ndarray, fs: float, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """Windows [start, end) in which no signal-quality reading (each evaluated at its end
+    sample) found the lead flat or saturated."""
+    bad = np.array(
+        [q.index for q in SignalQuality(fs, AlarmSettings()).feed(x) if q.flat or q.saturated],
+        dtype=np.int64,
+    )
+    return np.searchsorted(bad, end, "right") == np.searchsorted(bad, start, "right")
+
+
 def score_record(rec: Record, x: np.ndarray, settings: VFSettings) -> Scored:
     rs = vf_readings(x, rec.fs, settings)
     index = np.array([r.index for r in rs])
@@ -173,7 +195,10 @@ def score_record(rec: Record, x: np.ndarray, settings: VFSettings) -> Scored:
     label = np.where(inside, 1, np.where(touches, -1, 0))
     label[(label == 0) & _touches(s, e, rec.vt)] = 2
     shock = np.array([r.shockable for r in rs])
-    return Scored(rec, index, amp, X, label, _inside(s, e, rec.normal), touches, shock)
+    return Scored(
+        rec, index, amp, X, label, _inside(s, e, rec.normal), touches, shock,
+        analysable(x, rec.fs, s, e),
+    )  # fmt: skip
 
 
 # -- logistic regression -------------------------------------------------------------------
@@ -239,7 +264,8 @@ def alarm_track(shock: np.ndarray, confirm: int, release: int) -> tuple[np.ndarr
 
 def evaluate(scored, decisions, settings: VFSettings, confirm: int, release: int) -> dict:
     step = settings.step_s
-    out = {k: [0, 0] for k in ("vf", "coarse", "nonshock_cudb", "nonshock_mitdb", "nsr", "vt")}
+    out = {k: [0, 0] for k in ("vf", "coarse", "nonshock_cudb", "nonshock_mitdb", "nsr", "vt",
+                               "coarse_ok", "nonshock_cudb_ok", "nonshock_mitdb_ok")}  # fmt: skip
     fa = {"cudb": 0, "mitdb": 0}
     hours = {"cudb": 0.0, "mitdb": 0.0}
     onsets = []  # (record, onset s, delay s or inf)
@@ -253,6 +279,8 @@ def evaluate(scored, decisions, settings: VFSettings, confirm: int, release: int
             (f"nonshock_{db}", lab == 0),
             ("nsr", (lab == 0) & sc.normal),
             ("vt", lab == 2),
+            ("coarse_ok", (lab == 1) & (sc.amp >= COARSE_MV) & sc.analysable),
+            (f"nonshock_{db}_ok", (lab == 0) & sc.analysable),
         ):
             out[key][0] += int(shock[mask].sum())
             out[key][1] += int(mask.sum())
@@ -293,6 +321,11 @@ def print_report(title: str, clean: dict, noisy: dict | None, confirm: int, rele
     tn_n = w["nsr"][1] - w["nsr"][0]
     print(f"  normal sinus rhythm Sp, MIT-BIH (N)     {pct(tn_n, w['nsr'][1])}   AHA goal > 99 %")
     print(f"  VT windows (MIT-BIH) called shockable   {pct(*w['vt'])}   (reported apart)")
+    print("Per-window figures, analysable windows only (no flat line or saturation within):")
+    print(f"  shockable Se, coarse VF (>= 0.2 mV)     {pct(*w['coarse_ok'])}   AHA goal > 90 %")
+    for db, name in (("cudb", "CUDB (incl. VT/noise)"), ("mitdb", "MIT-BIH")):
+        fp, n = w[f"nonshock_{db}_ok"]
+        print(f"  non-shockable Sp, {name:21s} {pct(n - fp, n)}   AHA goal > 95 %")
     print(f"Alarm (confirm {confirm} consecutive readings, release after {release}):")
     for name, res in (("clean", clean),) + ((("em 6 dB", noisy),) if noisy else ()):
         h = res["hours"]["mitdb"]
