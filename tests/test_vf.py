@@ -205,6 +205,44 @@ def test_a_cudb_vf_onset_raises_one_red_alarm_within_10_s(cu05, classifier):
     assert not any(k in ("asystole", "vtach", "xtachy", "xbrady") for k in during), during
 
 
+def _shock_artefact(seconds: float, fs: float) -> np.ndarray:
+    """An amplifier recovering from defibrillation: each second, 0.3 s pinned at its +5 mV rail,
+    then a decay back to the baseline."""
+    second = np.full(round(fs), 5.0)
+    t = np.arange(round(0.7 * fs)) / fs
+    second[round(0.3 * fs) :] = 5.0 * np.exp(-t / 0.1)
+    return np.tile(second, round(seconds))
+
+
+def test_a_saturated_amplifier_holds_a_vf_alarm_until_a_readable_signal_ends_it(cu05, classifier):
+    """A clipped signal says nothing of whether VF has ended, so the alarm is held through it
+    (otherwise it ends vf_end_hold_s into it), and a readable sinus rhythm afterwards ends it."""
+    from tests.synthetic import synthetic_ecg
+
+    x, fs, start = cu05
+    onset_s = (CU05_ONSET - start) / fs
+    shock = _shock_artefact(15, fs)
+    sinus = synthetic_ecg(np.arange(0.5, 40, 0.8), 40, np.random.default_rng(3), fs=fs)
+    alarms = _alarms(np.concatenate([x, shock, sinus]), fs, classifier, "cu05")
+    shock_end_s = (len(x) + len(shock)) / fs
+    vf = [a for a in alarms if a.kind == "vflutter" and a.start_s >= onset_s - 5]
+    assert len(vf) == 1, alarms
+    assert vf[0].end_s is not None and vf[0].end_s > shock_end_s, vf
+    hold = AlarmSettings().vf_end_hold_s
+    assert vf[0].end_s <= shock_end_s + VFSettings().window_s + hold + 2.0, vf
+    assert any(a.kind == "noisy_signal" and a.start_s < shock_end_s for a in alarms), alarms
+
+
+def test_a_flat_line_after_vf_ends_the_vf_alarm_so_asystole_can_show(cu05, classifier):
+    """VF fades to asystole: a flat line is not held like a clipped one."""
+    x, fs, start = cu05
+    onset_s = (CU05_ONSET - start) / fs
+    alarms = _alarms(np.concatenate([x, np.zeros(round(30 * fs))]), fs, classifier, "cu05")
+    vf = [a for a in alarms if a.kind == "vflutter" and a.start_s >= onset_s - 5]
+    assert len(vf) == 1 and vf[0].end_s is not None and vf[0].end_s < len(x) / fs + 18, vf
+    assert any(a.kind == "asystole" and a.start_s >= vf[0].end_s for a in alarms), alarms
+
+
 def test_a_flutter_episode_of_207_ends_the_beat_alarms_it_makes_meaningless(rec207, classifier):
     fs = rec207.fs
     first = VFL_START - 60 * round(fs)

@@ -583,11 +583,30 @@ class AlarmEngine:
             for other in self._others
         )
 
+    def _saturated(self, time: float, window_s: float) -> bool:
+        """Whether a quality reading within the `window_s` before `time` found the analysed
+        lead saturated (older ones are forgotten: readings come in time order)."""
+        times = self._saturated_times
+        while times and times[0] <= time - window_s:
+            times.popleft()
+        return any(t <= time for t in times)
+
     def _on_vf(self, r: VFReading, time: float) -> list[AlarmEvent]:
+        window_s = self._vf.settings.window_s
         refuted = r.shockable and self._another_lead_beats(time)
         self._fault_now |= refuted
-        shockable = r.shockable and not refuted and not self._organised(
-            time, self._vf.settings.window_s)  # fmt: skip
+        shockable = r.shockable and not refuted and not self._organised(time, window_s)
+        if (
+            not shockable
+            and "vflutter" in self._open
+            and self._saturated(time, window_s)
+            and not self._another_lead_beats(time)
+        ):
+            # A clipped window (a defibrillation shock, the amplifier saturating on coarse VF)
+            # cannot say that VF has ended: the alarm is held until a readable window, or
+            # another lead's beats, can. A flat line is not held: VF that fades to asystole
+            # must let asystole show.
+            return self._track("vflutter", True, r.index, time, str)
         self._vf_run = self._vf_run + 1 if shockable else 0
         met = shockable and (self._vf_run >= self.settings.vf_confirm or "vflutter" in self._open)
         return self._track(
@@ -603,6 +622,8 @@ class AlarmEngine:
         self._flat = q.flat
         if q.flat:
             self._flat_time = time
+        if q.saturated and self._vf is not None:
+            self._saturated_times.append(time)
         out = self._track(
             "leads_off",
             q.flat,
@@ -704,6 +725,8 @@ class AlarmEngine:
         self._beat_times: deque[float] = deque(maxlen=64)
         #: Stream time of the last quality reading that found the analysed lead flat.
         self._flat_time = -math.inf
+        #: Stream times of the recent quality readings that found it saturated.
+        self._saturated_times: deque[float] = deque()
 
 
 def _check_finite(value: float, name: str) -> float:

@@ -143,6 +143,8 @@ class AlarmSettings:
     #: V-fib/flutter (from the signal or the extreme rate) ends once a whole V-fib detector
     #: window (8 s) has passed without a shockable reading: VF coarsens and fines from second
     #: to second, and a lethal alarm that flaps off between readings is off while VF goes on.
+    #: A window the signal-quality check finds saturated (a defibrillation shock, the
+    #: amplifier clipping) does not count towards it: it cannot say VF ended.
     vf_end_hold_s: float = 8.0
     #: leads_off ends once the signal has been back this long.
     leads_off_end_hold_s: float = 2.0
