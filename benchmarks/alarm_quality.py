@@ -26,9 +26,9 @@ adjacent spans of the same rhythm merged: (VT -> vtach, (SVTA -> svt, (B -> bige
 (T -> trigeminy, (AFIB -> afib, (VFL -> vflutter. An alarm episode spans its start event to
 its end event (an episode still open at the end of the record ends there). A reference
 episode is detected (sensitivity) when at least one alarm episode of its kind overlaps it
-((VFL: any high-priority alarm, see DETECTED_BY); an alarm episode is a true positive
-(positive predictivity) when it overlaps at least one reference episode of its rhythm (for
-vtach: (VT or (VFL, see CONFIRMED_BY).
+((VFL: any high-priority alarm; (VT: V-tach or V-fib, see DETECTED_BY); an alarm episode is
+a true positive (positive predictivity) when it overlaps at least one reference episode of its
+rhythm (for vtach: (VT or (VFL, see CONFIRMED_BY).
 Overlap is of closed intervals in stream time, with no tolerance. Reference AF episodes with
 fewer beats than the AF window (`af_window_beats`) cannot be seen by design and are left out
 of sensitivity (they still make an overlapping alarm a true positive); no other rhythm
@@ -101,9 +101,11 @@ RHYTHMS = {
 #: Alarm kinds whose episodes detect a reference episode of each kind. Ventricular flutter
 #: counts as detected by any high-priority alarm: the QRS detector cannot follow flutter waves
 #: above ~200/min (the model then reports fast V beats: vtach) and the reference labels have
-#: no beats there (asystole).
+#: no beats there (asystole). VT also counts as detected by a V-fib alarm: one red alarm shows
+#: at a time, V-fib supersedes V-tach, so a VT run during a V-fib alarm raises no V-tach.
 DETECTED_BY = {kind: (kind,) for kind in RHYTHMS.values()} | {
-    "vflutter": ("vflutter", "vtach", "asystole")
+    "vflutter": ("vflutter", "vtach", "asystole"),
+    "vtach": ("vtach", "vflutter"),
 }
 #: Reference rhythms that make an alarm episode of each kind a true positive; for the same
 #: reason a V-tach alarm during ventricular flutter is a correct high-priority alarm.

@@ -111,6 +111,50 @@ def detection_rates(cm: np.ndarray, n_classes: int) -> dict[str, np.ndarray]:
     return {"tp": tp, "fn": fn, "fp": fp, "se": _ratio(tp, tp + fn), "ppv": _ratio(tp, tp + fp)}
 
 
+#: EC57's ectopic-beat statistics (as its reference comparator, PhysioNet's bxb, computes them):
+#: the reference classes whose beats given the class do *not* count as its false positives. A
+#: fusion beat is part ventricular and an unknown beat has no class, so calling either V is no
+#: false VEB; an unknown beat called S is no false SVEB. Every other call counts, an extra
+#: detection included, and every reference beat of the class counts for sensitivity.
+EC57_NOT_FALSE = {"V": ("F", "Q"), "S": ("Q",)}
+
+
+def ec57_ectopic_rates(
+    cm: np.ndarray, classes: Sequence[str] = contract.CLASSES
+) -> dict[str, dict[str, np.ndarray]]:
+    """EC57 VEB and SVEB Se and +P of a matrix (or stack) with the "no beat" label last (of
+    the classes present among `classes`).
+
+    Sensitivity equals `class_rates`'; positive predictivity leaves out the calls of
+    `EC57_NOT_FALSE`, so it is at least `class_rates`' +P.
+    """
+    n = len(classes)
+    cm = _check_cm(cm, n)
+    if cm.shape[-1] != n + 1:
+        raise ValueError(
+            f"EC57 statistics need an (n_classes + 1)-square matrix with a 'no beat' label, "
+            f"got shape {cm.shape} for {n} classes"
+        )
+    classes = list(classes)
+    out = {}
+    for name, c in (("veb", "V"), ("sveb", "S")):
+        if c not in classes:
+            continue
+        k = classes.index(c)
+        tp = cm[..., k, k]
+        fn = cm[..., k, :].sum(axis=-1) - tp
+        excluded = [k, *(classes.index(x) for x in EC57_NOT_FALSE[c] if x in classes)]
+        fp = cm[..., :, k].sum(axis=-1) - cm[..., excluded, k].sum(axis=-1)
+        out[name] = {
+            "tp": tp,
+            "fn": fn,
+            "fp": fp,
+            "se": _ratio(tp, tp + fn),
+            "ppv": _ratio(tp, tp + fp),
+        }
+    return out
+
+
 def json_float(x: float) -> float | None:
     """JSON has no NaN: an undefined rate is written as null."""
     x = float(x)
@@ -225,6 +269,14 @@ def with_intervals(
         out["detection"] = {
             **{m: int(det[m]) for m in ("tp", "fn", "fp")},
             **{m: est(det[m], boot_det[m]) for m in ("se", "ppv")},
+        }
+        ec57, boot_ec57 = ec57_ectopic_rates(cm, classes), ec57_ectopic_rates(boot_cms, classes)
+        out["ec57"] = {
+            name: {
+                **{m: int(r[m]) for m in ("tp", "fn", "fp")},
+                **{m: est(r[m], boot_ec57[name][m]) for m in ("se", "ppv")},
+            }
+            for name, r in ec57.items()
         }
     return out
 

@@ -105,6 +105,7 @@ def test_report_files(tmp_path) -> None:
     assert set(report["per_record"]) == {"100", "103", "105"}
     md = (tmp_path / "report.md").read_text()
     assert "| V |" in md and "QRS detection (gross)" in md and "patients (records)" in md
+    assert "EC57 ectopic-beat statistics" in md and set(report["ec57"]) == {"veb", "sveb"}
     assert (tmp_path / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -107,3 +107,31 @@ def test_intervals_are_json_and_bracket_the_point_estimates() -> None:
     only_n = np.array([[4, 0], [0, 0]])
     absent = metrics.with_intervals(only_n, only_n[None], ("N", "V"))
     assert absent["per_class"]["V"]["se"] == {"value": None, "ci": [None, None]}
+
+
+def test_ec57_ectopic_rates_leave_out_the_calls_ec57_does_not_count() -> None:
+    # Rows N S V F Q (extra), columns N S V F Q (missed).
+    cm = np.array(
+        [
+            [90, 4, 3, 0, 0, 1],
+            [2, 10, 1, 0, 0, 1],
+            [1, 1, 20, 0, 0, 2],
+            [3, 0, 5, 0, 0, 0],
+            [0, 2, 1, 0, 0, 0],
+            [1, 1, 2, 0, 0, 0],
+        ]
+    )
+    r = metrics.ec57_ectopic_rates(cm)
+    plain = metrics.class_rates(cm, 5)
+    # VEB: fusion (5) and unknown (1) beats called V are no false positives; N, S and extra are.
+    assert (r["veb"]["tp"], r["veb"]["fn"], r["veb"]["fp"]) == (20, 4, 3 + 1 + 2)
+    assert r["veb"]["se"] == pytest.approx(plain["se"][2])
+    assert r["veb"]["ppv"] == pytest.approx(20 / 26) and plain["ppv"][2] == pytest.approx(20 / 32)
+    # SVEB: only unknown beats called S are left out (2).
+    assert (r["sveb"]["tp"], r["sveb"]["fn"], r["sveb"]["fp"]) == (10, 4, 4 + 1 + 1)
+    rep = metrics.with_intervals(
+        cm, metrics.bootstrap_items(cm, 50, seed=0), metrics.contract.CLASSES
+    )
+    assert rep["ec57"]["veb"]["ppv"]["value"] == pytest.approx(20 / 26)
+    with pytest.raises(ValueError, match="no beat"):
+        metrics.ec57_ectopic_rates(cm[:5, :5])

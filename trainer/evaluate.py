@@ -457,6 +457,15 @@ def to_markdown(report: dict) -> str:
             f"- QRS detection (gross): Se {_pct(d['se'])}, +P {_pct(d['ppv'])} "
             f"(TP {d['tp']}, FN {d['fn']}, FP {d['fp']})"
         )
+    if "ec57" in report:
+        e = report["ec57"]
+        lines.append(
+            f"- EC57 ectopic-beat statistics (as PhysioNet's bxb computes them): VEB Se "
+            f"{_pct(e['veb']['se'])}, +P {_pct(e['veb']['ppv'])}; SVEB Se {_pct(e['sveb']['se'])}, "
+            f"+P {_pct(e['sveb']['ppv'])}. The table above counts every call against its class; "
+            "EC57 does not count a fusion or unknown beat called V as a false VEB, nor an "
+            "unknown beat called S as a false SVEB."
+        )
     conf = report["confusion"]
     lines += [
         "",
@@ -605,6 +614,9 @@ def run(argv: list[str] | None = None) -> int:
     if "detection" in report:
         d = report["detection"]
         print(f"QRS detection: Se {_pct(d['se'])} +P {_pct(d['ppv'])}")
+    if "ec57" in report:
+        e = report["ec57"]
+        print(f"EC57 VEB +P {_pct(e['veb']['ppv'])}, SVEB +P {_pct(e['sveb']['ppv'])}")
     print(f"wrote {out_dir}/metrics.json, report.md, confusion.png")
     return 0
 
