@@ -128,6 +128,19 @@ def test_slow_ventricular_run_is_a_pvc_run_not_vt() -> None:
     assert not any(e.kind == "vtach" for e in events)
 
 
+def test_ventricular_run_that_speeds_up_becomes_vt_at_its_third_fast_beat() -> None:
+    """An idioventricular run at 67-80 bpm speeding up to 150: VT as soon as the run's last
+    three beats reach the rate (116 bpm at its second fast beat), not two beats later when the
+    whole run's mean rate would."""
+    beats = rhythm(("N", 0.8, 20), ("V", 0.9, 2), ("V", 0.75, 1), ("V", 0.4, 6), ("N", 0.8, 20))
+    events, times = feed_beats(AlarmEngine(360.0), beats)
+    start, _ = assert_one_episode(events, "vtach")
+    assert start.time == pytest.approx(times[24])
+    pvc_run = [e for e in events if e.kind == "pvc_run"]
+    assert [e.state for e in pvc_run] == ["start", "end"]  # the slow part, then escalated
+    assert pvc_run[1].message.startswith("PVC run escalated to V-tach")
+
+
 def test_v_beat_after_a_pause_does_not_extend_the_run() -> None:
     """A couplet followed late by a third V is a couplet, not a 3-beat VT."""
     beats = rhythm(("N", 0.8, 20), ("V", 0.4, 2), ("V", 0.7, 1), ("N", 0.8, 20))

@@ -80,9 +80,11 @@ class _Run:
     label: str = ""
     rr: list[float] = field(default_factory=list)
 
-    def rate(self) -> float:
-        """Rate of the run, coupling interval of its first beat included."""
-        return 60.0 / float(np.mean(self.rr)) if self.rr else 0.0
+    def rate(self, last: int = 0) -> float:
+        """Rate of the run, coupling interval of its first beat included; of its `last` beats
+        only when given (0: every beat)."""
+        rr = self.rr[-last:] if last else self.rr
+        return 60.0 / float(np.mean(rr)) if rr else 0.0
 
     def __len__(self) -> int:
         return len(self.rr)
@@ -364,8 +366,11 @@ class AlarmEngine:
         return couplet
 
     def _run_meets(self, label: str, beats: int, rate_bpm: float) -> bool:
+        """The run holds `beats` consecutive beats of `label` at `rate_bpm` or faster: its last
+        `beats`, so a run that starts slow (an idioventricular rhythm speeding up, a slow beat
+        taken for its first) qualifies once its beats are fast enough."""
         run = self._run
-        return run.label == label and len(run) >= beats and run.rate() >= rate_bpm
+        return run.label == label and len(run) >= beats and run.rate(beats) >= rate_bpm
 
     def _track_ventricular(self, couplet: bool, index: int, time: float) -> list[AlarmEvent]:
         s = self.settings

@@ -50,7 +50,8 @@ class AlarmSettings:
     #: Raise it (GE/Philips offer 3-6) where non-sustained runs should stay medium priority:
     #: runs below it are then reported as pvc_run.
     vt_beats: int = 3
-    #: ... whose rate (60 / mean RR of the run, coupling interval included) is at least this.
+    #: ... whose rate (60 / mean RR of the last `vt_beats` beats of the run, the first beat's
+    #: coupling interval included) is at least this.
     vt_rate_bpm: float = 100.0
     #: A V or S beat whose interval exceeds this multiple of the run's previous interval
     #: starts a new run instead of extending it.
