@@ -68,6 +68,18 @@ def cut_beat(x125: np.ndarray, start: int, rr_local_s: float) -> np.ndarray:
     return out
 
 
+def window_at(x: np.ndarray, start: int, n: int) -> np.ndarray:
+    """Samples [start, start + n) of `x`; its first and last values repeat where the window
+    reaches before its start or past its end (a stream's first beats, its flush)."""
+    return x[np.clip(np.arange(start, start + n), 0, len(x) - 1)]
+
+
+def extended_window(x125: np.ndarray, index_125: int) -> np.ndarray:
+    """The extended morphology window (`EXTENDED_LEN` samples) of the beat whose R-peak is at
+    `index_125` of the 125 Hz lead `x125`: what `PatientContext.describe` takes."""
+    return window_at(x125, index_125 - _EXT_PRE, EXTENDED_LEN)
+
+
 def window_length(rr_local_s: float) -> int:
     """Samples at 125 Hz in the 1.2 x RR window, capped at the beat length."""
     return int(min(contract.BEAT_LEN, max(1, round(contract.WINDOW_RR * rr_local_s * contract.FS))))
@@ -189,10 +201,8 @@ class BeatExtractor:
                 p.extended = self._window(p.index_125 - _EXT_PRE, EXTENDED_LEN)
 
     def _window(self, start: int, n: int) -> np.ndarray:
-        """Samples [start, start + n) at 125 Hz; the stream's first and last values repeat
-        where the window reaches before its start or past its end (first beats, flush)."""
-        i = np.clip(np.arange(start, start + n) - self._buf_start, 0, len(self._buf) - 1)
-        return self._buf[i]
+        """Samples [start, start + n) of the stream at 125 Hz (`window_at`)."""
+        return window_at(self._buf, start - self._buf_start, n)
 
     def _complete(self) -> list[Beat]:
         done: list[Beat] = []

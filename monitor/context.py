@@ -292,6 +292,11 @@ def _median(x: np.ndarray) -> float:
     return 0.5 * (float(part[mid - 1]) + float(part[mid]))
 
 
+def baseline_removed(ext: np.ndarray) -> np.ndarray:
+    """An extended window less the median of its morphology part: the beat's baseline."""
+    return ext - _median(ext[_A : _A + contract.MORPH_LEN])
+
+
 def _padded(w: np.ndarray) -> np.ndarray:
     out = np.zeros(contract.BEAT_LEN, dtype=np.float32)
     out[: len(w)] = w
@@ -333,8 +338,7 @@ class PatientContext:
         when the beat's R-peak arrived; `af` the RR histogram entropy and turning-point share
         (`monitor.beats.af_evidence`).
         """
-        centre = ext[_A : _A + contract.MORPH_LEN]
-        ext = ext - _median(centre)
+        ext = baseline_removed(ext)
         values = {
             "rr_prev_ratio": rr_prev / rr_local,
             "rr_next_ratio": rr_next / rr_local,
