@@ -68,16 +68,13 @@ def cut_beat(x125: np.ndarray, start: int, rr_local_s: float) -> np.ndarray:
     return out
 
 
-def window_at(x: np.ndarray, start: int, n: int) -> np.ndarray:
-    """Samples [start, start + n) of `x`; its first and last values repeat where the window
-    reaches before its start or past its end (a stream's first beats, its flush)."""
-    return x[np.clip(np.arange(start, start + n), 0, len(x) - 1)]
-
-
 def extended_window(x125: np.ndarray, index_125: int) -> np.ndarray:
     """The extended morphology window (`EXTENDED_LEN` samples) of the beat whose R-peak is at
-    `index_125` of the 125 Hz lead `x125`: what `PatientContext.describe` takes."""
-    return window_at(x125, index_125 - _EXT_PRE, EXTENDED_LEN)
+    `index_125` of the 125 Hz samples `x125`: what `PatientContext.describe` takes. The first
+    and last samples repeat where the window reaches past either end (a stream's first beats,
+    its flush)."""
+    start = index_125 - _EXT_PRE
+    return x125[np.clip(np.arange(start, start + EXTENDED_LEN), 0, len(x125) - 1)]
 
 
 def window_length(rr_local_s: float) -> int:
@@ -198,11 +195,7 @@ class BeatExtractor:
             if p.waveform is None and p.index_125 + window_length(p.rr_local) <= end:
                 p.waveform = cut_beat(self._buf, p.index_125 - self._buf_start, p.rr_local)
             if p.extended is None and (final or p.index_125 + _EXT_POST <= end):
-                p.extended = self._window(p.index_125 - _EXT_PRE, EXTENDED_LEN)
-
-    def _window(self, start: int, n: int) -> np.ndarray:
-        """Samples [start, start + n) of the stream at 125 Hz (`window_at`)."""
-        return window_at(self._buf, start - self._buf_start, n)
+                p.extended = extended_window(self._buf, p.index_125 - self._buf_start)
 
     def _complete(self) -> list[Beat]:
         done: list[Beat] = []
