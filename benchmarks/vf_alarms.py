@@ -85,7 +85,7 @@ def held_out_fits(cudb: Path, mitdb: Path) -> dict[str, tuple]:
     """Per development record, the detector's constants fitted on every other one."""
     from monitor.records import DS1
 
-    dev = [r for r in load_cudb(cudb) + load_mitdb(mitdb) if r.db == "cudb" or r.name in DS1]
+    dev = load_cudb(cudb) + load_mitdb(mitdb, DS1)
     scored = [score_record(r, r.signal, vf.VFSettings()) for r in dev]
     return {
         sc.rec.name: fit_logistic(*training_weights([d for d in scored if d is not sc]))
@@ -149,19 +149,19 @@ def main(argv: list[str] | None = None) -> int:
         with detector_constants(fits.get(name)):
             alarms = annotate_lead(lead, classifier, settings=settings).alarms
         length_s = len(lead.signal) / lead.fs
-        vf = [a for a in alarms if a.kind == "vflutter"]
+        vfl = [a for a in alarms if a.kind == "vflutter"]
         red = [a for a in alarms if a.priority == "high"]
-        hits_vf = [found(s, vf, length_s) for s, _ in episodes]
+        hits_vf = [found(s, vfl, length_s) for s, _ in episodes]
         hits_red = [found(s, red, length_s) for s, _ in episodes]
         delays += [d for d in hits_vf if d is not None]
         outside = sum(
-            not any(a.start_s <= e and (a.end_s or length_s) >= s for s, e in episodes) for a in vf
+            not any(a.start_s <= e and (a.end_s or length_s) >= s for s, e in episodes) for a in vfl
         )
         row = dict(
             vf_s=sum(e - s for s, e in episodes), onsets=len(episodes),
             found_vf=sum(d is not None for d in hits_vf),
             found_red=sum(d is not None for d in hits_red),
-            cov_vf=covered_s(episodes, vf, length_s), cov_red=covered_s(episodes, red, length_s),
+            cov_vf=covered_s(episodes, vfl, length_s), cov_red=covered_s(episodes, red, length_s),
             outside=outside,
         )  # fmt: skip
         for k, v in row.items():

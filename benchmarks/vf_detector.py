@@ -40,6 +40,7 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -138,9 +139,9 @@ def load_cudb(path: Path) -> list[Record]:
     return recs
 
 
-def load_mitdb(path: Path) -> list[Record]:
+def load_mitdb(path: Path, records: Sequence[str] = ALL_RECORDS) -> list[Record]:
     recs = []
-    for name in ALL_RECORDS:
+    for name in records:
         lead = read_lead(name, path)
         ann = read_annotations(name, path)
         n = len(lead.signal)
