@@ -7,6 +7,7 @@ against the database's rhythm annotations.
     python benchmarks/alarm_quality.py --crossval runs/cv [--seed 0] [--s-gate none|RR]
         [--dominant-gate none|RR,CORR] [--af-v-gate none|CORR,PCOH]
         [--premature-s-gate none|RR,CORR,PCOH,PS] [--wide-qrs-gate none|WIDTH,RR]
+        [--unlike-s-gate none|CORR,PCOH,RR]
 
 Each record runs through the offline annotator's `annotate_lead`: the worker's `BedPipeline`
 (beat cutter, stream clock, alarm engine with every lead) fed in the annotator's one-second
@@ -19,7 +20,7 @@ cutter found:
 - --crossval: the fold models of a `trainer.crossval` run, each on the DS1 patients it held out,
   so the alarms are scored on patients the labelling model never saw, and a decision rule can
   be chosen on them (`--s-gate`, `--dominant-gate`, `--af-v-gate`, `--premature-s-gate`,
-  `--wide-qrs-gate`: in place of each model's own) without reading DS2.
+  `--wide-qrs-gate`, `--unlike-s-gate`: in place of each model's own) without reading DS2.
 
 Scoring. Reference episodes are the spans between rhythm annotations ('+' with aux_note),
 adjacent spans of the same rhythm merged: (VT -> vtach, (SVTA -> svt, (B -> bigeminy,

@@ -154,9 +154,12 @@ PREMATURE_S_GATE_FEATURES = (
 #: The features `BeatContract.wide_qrs_gate` reads: its two thresholds are on the last two,
 #: where the template is learned.
 WIDE_QRS_GATE_FEATURES = ("template_available", "width_log2", "rr_prev_long")
+#: The features `BeatContract.unlike_s_gate` reads: its three thresholds are on the last
+#: three, where the template is learned.
+UNLIKE_S_GATE_FEATURES = ("template_available", "template_corr", "p_coherence", "rr_prev_long")
 #: Each decision rule's contract field: how many thresholds, the features it reads, and the
 #: classes besides N whose probabilities it moves (to N, for the premature S gate from N, for
-#: the wide-QRS gate from S to V), which the model must call.
+#: the wide-QRS and unlike-S gates from S to V), which the model must call.
 GATE_RULES: dict[str, tuple[int, tuple[str, ...], tuple[str, ...]]] = {
     "af_gate": (4, AF_GATE_FEATURES, ("S",)),
     "dominant_gate": (2, DOMINANT_GATE_FEATURES, ("V",)),
@@ -164,6 +167,7 @@ GATE_RULES: dict[str, tuple[int, tuple[str, ...], tuple[str, ...]]] = {
     "af_v_gate": (2, AF_V_GATE_FEATURES, ("V",)),
     "premature_s_gate": (4, PREMATURE_S_GATE_FEATURES, ("S",)),
     "wide_qrs_gate": (2, WIDE_QRS_GATE_FEATURES, ("S", "V")),
+    "unlike_s_gate": (3, UNLIKE_S_GATE_FEATURES, ("S", "V")),
 }
 
 
@@ -250,6 +254,12 @@ class BeatContract:
     #: threshold (log2 of the ratio) and whose previous RR is at least the second times the
     #: long-term mean RR is reported V; empty: S calls as they are.
     wide_qrs_gate: tuple[float, ...] = ()
+    #: The decision rule for S calls unlike the dominant beat (`monitor.decision.gate_unlike_s`):
+    #: a beat called S whose QRS correlates with the dominant template below the first
+    #: threshold, whose template's P-wave coherence is at least the second (no fibrillation in
+    #: the waveform) and whose previous RR is at least the third times the long-term mean RR is
+    #: reported V; empty: S calls as they are.
+    unlike_s_gate: tuple[float, ...] = ()
     model_version: str = "unversioned"
     data_split: str = "unknown"
     data_hash: str = "unknown"

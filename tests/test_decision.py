@@ -22,6 +22,7 @@ from monitor.decision import (
     gate_dominant,
     gate_premature_s,
     gate_s,
+    gate_unlike_s,
     gate_wide_qrs,
     in_af,
     report_as_n,
@@ -34,6 +35,7 @@ from trainer.train import (
     DOMINANT_GATE,
     PREMATURE_S_GATE,
     S_GATE,
+    UNLIKE_S_GATE,
     WIDE_QRS_GATE,
     default_af_gate,
     model_contract,
@@ -186,6 +188,7 @@ def test_a_v_call_on_time_and_shaped_like_the_dominant_beat_is_n():
         ("af_v_gate", AF_V_GATE, (0.8,)),
         ("premature_s_gate", PREMATURE_S_GATE, (0.8, 0.8, 0.2)),
         ("wide_qrs_gate", WIDE_QRS_GATE, (0.5,)),
+        ("unlike_s_gate", UNLIKE_S_GATE, (0.8, 0.2)),
     ],
 )
 def test_a_gate_travels_in_the_contract_and_is_checked(name, shipped, bad):
@@ -297,33 +300,53 @@ def test_an_n_call_on_a_premature_beat_with_the_patients_own_qrs_is_s():
         dataclasses.replace(bc, af_gate=(), af_v_gate=())
 
 
-def test_an_s_call_with_a_qrs_much_wider_than_the_patients_is_v():
-    bc = model_contract("beat", TEMPLATE_FEATURES, 0)
-    assert bc.wide_qrs_gate == WIDE_QRS_GATE == (0.5, 0.5)
+#: The rules that report an S call V: gate, the features it needs, its shipped thresholds, the
+#: context of a beat it moves, and changes to it that each keep the S call.
+S_TO_V_GATES = {
+    "wide_qrs_gate": (gate_wide_qrs, TEMPLATE_FEATURES, WIDE_QRS_GATE, (0.5, 0.5),
+                      {"width_log2": 1.0, "rr_prev_long": 0.7}, (
+        {"width_log2": 0.3},  # the patient's own width, or near it
+        {"rr_prev_long": 0.4},  # far too early to be a beat: most often noise
+    )),
+    "unlike_s_gate": (gate_unlike_s, PWAVE_FEATURES, UNLIKE_S_GATE, (0.8, 0.2, 0.5),
+                      {"template_corr": 0.6, "p_coherence": 0.5, "rr_prev_long": 0.7}, (
+        {"template_corr": 0.9},  # shaped like the patient's own beat: supraventricular
+        {"p_coherence": 0.05},  # no consistent P wave: fibrillation, whose QRS varies
+        {"rr_prev_long": 0.4},  # far too early to be a beat: most often noise
+    )),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(S_TO_V_GATES))
+def test_an_s_call_wider_than_or_unlike_the_patients_beat_is_v(name):
+    gate, features, shipped, value, moved, keeps = S_TO_V_GATES[name]
+    bc = model_contract("beat", features, 0)
+    assert getattr(bc, name) == shipped == value
     probs = np.array([[0.3, 0.5, 0.15, 0.05, 0.0]], dtype=np.float32)
-    wide = {"width_log2": 1.0, "rr_prev_long": 0.7}
 
     def gated(p: np.ndarray = probs, **values: float) -> np.ndarray:
-        return gate_wide_qrs(p, _with(bc, template_available=1.0, **{**wide, **values}), bc)
+        return gate(p, _with(bc, template_available=1.0, **{**moved, **values}), bc)
 
     np.testing.assert_allclose(gated(), [[0.3, 0.0, 0.65, 0.05, 0.0]])
-    for kept in (
-        gated(width_log2=0.3),  # the patient's own width, or near it
-        gated(rr_prev_long=0.4),  # far too early to be a beat: most often noise
-    ):
-        np.testing.assert_array_equal(kept, probs)
+    for kept in keeps:
+        np.testing.assert_array_equal(gated(**kept), probs)
     normal = np.array([[0.6, 0.3, 0.1, 0.0, 0.0]], dtype=np.float32)  # only S calls move
     np.testing.assert_array_equal(gated(normal), normal)
-    unlearned = _with(bc, **wide)  # the bed's learning period: no verdict
-    np.testing.assert_array_equal(gate_wide_qrs(probs, unlearned, bc), probs)
-    np.testing.assert_array_equal(gate_wide_qrs(probs, _with(bc), bc), probs)  # all absent
+    unlearned = _with(bc, **moved)  # the bed's learning period: no verdict
+    np.testing.assert_array_equal(gate(probs, unlearned, bc), probs)
+    np.testing.assert_array_equal(gate(probs, _with(bc), bc), probs)  # all absent
     assert probs[0, 1] == np.float32(0.5)  # not in place
-    inside = _with(bc, template_available=1.0, **wide)
+    inside = _with(bc, template_available=1.0, **moved)
     assert decide(probs, inside, bc).argmax() == contract.CLASSES.index("V")  # served so
-    off = model_contract("beat", TEMPLATE_FEATURES, 0, wide_qrs_gate=False)
-    np.testing.assert_array_equal(gate_wide_qrs(probs, inside, off), probs)
+    off = model_contract("beat", features, 0, **{name: False})
+    np.testing.assert_array_equal(gate(probs, inside, off), probs)
+
+
+def test_the_s_to_v_rules_need_what_they_read():
+    bc = model_contract("beat", TEMPLATE_FEATURES, 0)
     with pytest.raises(ValueError, match="calls S and V"):
         dataclasses.replace(bc, classes=("N", "S"), s_gate=(), af_gate=(), dominant_gate=())
+    assert bc.unlike_s_gate == ()  # no P-wave input: no fibrillation test in the waveform
 
 
 def _wide_beats() -> np.ndarray:
@@ -345,6 +368,7 @@ def test_the_shipped_model_calls_no_on_time_dominant_beat_v():
     assert clf.contract.af_v_gate == AF_V_GATE
     assert clf.contract.premature_s_gate == PREMATURE_S_GATE
     assert clf.contract.wide_qrs_gate == WIDE_QRS_GATE
+    assert clf.contract.unlike_s_gate == UNLIKE_S_GATE
     x = _wide_beats()
     v = contract.CLASSES.index("V")
     on_time = np.repeat(_with(clf.contract, template_available=1.0, rr_prev_long=1.05,
