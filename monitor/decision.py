@@ -101,7 +101,8 @@ the second, the fifth and sixth rules' 0.2), and the seventh rule's floor on the
 (the third) keeps detections far too early to be a beat as the network calls them. Asked
 without the P-wave bound (the fourth rule's note), the rule turned the early conducted beats of
 a fibrillating patient with a varying QRS (203, whose AF the RR test does not always see) into
-V and raised false VT alarms; all of those beats had a P-wave coherence below 0.11. With the
+V and raised false VT alarms; all of those beats had a P-wave coherence below 0.11, and on the
+unseen patients the bound takes five false VT alarms of 21 away and no VT episode. With the
 bound, on DS1 cross-validation after the other rules, it made 243 S calls V over the 12 fold
 runs: 241 V beats (217 of them 215's PVCs, taller than its dominant beat and unlike it, which
 the network called S) and 2 S beats (models/README.md).
