@@ -26,7 +26,7 @@ import torch
 
 from monitor import contract
 from monitor.classifier import read_contract
-from monitor.errors import ContractError, InputError, run_cli
+from monitor.errors import ContractError, run_cli
 from trainer.export import fingerprints, save_scripted
 from trainer.train import model_contract
 
@@ -81,9 +81,7 @@ def _main(argv: list[str] | None) -> int:
     p.add_argument("--out", help="where to write it (default: in place, pin included)")
     args = p.parse_args(argv)
     path = Path(args.model)
-    if not path.is_file():
-        raise InputError(f"model file {path} not found")
-    module, old, new = reexported(path, argv)
+    module, old, new = reexported(path, argv)  # read_contract says so if it is missing
     out = save_scripted(module, new, args.out or path)
     changed = rules_changed(old, new) or ["none (only the version's date moved)"]
     print(f"{old.model_version} -> {new.model_version} in {out}; weights "
