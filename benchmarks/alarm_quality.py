@@ -6,7 +6,7 @@ against the database's rhythm annotations.
         [--noise em:6 --nstdb-dir N] [--leads all|one]
     python benchmarks/alarm_quality.py --crossval runs/cv [--seed 0] [--s-gate none|RR]
         [--dominant-gate none|RR,CORR] [--af-v-gate none|CORR,PCOH]
-        [--premature-s-gate none|RR,CORR,PCOH,PS] [--wide-qrs-gate none|WIDTH,RR]
+        [--premature-s-gate none|RR,CORR,PCOH,PS] [--wide-qrs-gate none|WIDTH,RR,RESIDUAL]
         [--unlike-s-gate none|CORR,PCOH,RR]
 
 Each record runs through the offline annotator's `annotate_lead`: the worker's `BedPipeline`

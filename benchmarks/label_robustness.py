@@ -21,7 +21,7 @@ chosen on unseen patients without retraining: `own` (the run's), `none`, or `RR,
 `--s-gate` does the same for the S gate: `own`, `none` or `RR`; `--af-v-gate` for the AF V
 gate: `own`, `none` or `CORR,PCOH`; `--premature-s-gate` for the premature S gate: `own`,
 `none` or `RR,CORR,PCOH,PS`; `--wide-qrs-gate` for the wide-QRS gate: `own`, `none` or
-`WIDTH,RR`; `--unlike-s-gate` for the unlike-S gate: `own`, `none` or `CORR,PCOH,RR`.
+`WIDTH,RR,RESIDUAL`; `--unlike-s-gate` for the unlike-S gate: `own`, `none` or `CORR,PCOH,RR`.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ GATE_OPTIONS = {
     "s": ("s_gate", "RR"),
     "af_v": ("af_v_gate", "CORR,PCOH"),
     "premature_s": ("premature_s_gate", "RR,CORR,PCOH,PS"),
-    "wide_qrs": ("wide_qrs_gate", "WIDTH,RR"),
+    "wide_qrs": ("wide_qrs_gate", "WIDTH,RR,RESIDUAL"),
     "unlike_s": ("unlike_s_gate", "CORR,PCOH,RR"),
 }
 

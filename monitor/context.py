@@ -34,6 +34,8 @@ MAX_SEQUENCE = 4
 _A = contract.ALIGN_SAMPLES
 _Q0 = contract.MORPH_R - contract.samples(contract.QRS_PRE_S)
 _Q1 = contract.MORPH_R + contract.samples(contract.QRS_POST_S)
+#: The QRS part of a morphology window: what templates match and widths are measured on.
+QRS = slice(_Q0, _Q1)
 #: Samples of the source window a beat's morphology is cut from, R-peak at MORPH_R + ALIGN.
 EXTENDED_LEN = contract.MORPH_LEN + 2 * _A
 #: Part of a window's QRS range below which the signal is "outside" the QRS (width measure).
@@ -70,6 +72,13 @@ def qrs_width(w: np.ndarray) -> int:
         return 1
     above = np.flatnonzero(q >= _WIDTH_LEVEL * top)
     return int(above[-1] - above[0] + 1)
+
+
+def qrs_residual(qrs: np.ndarray, template_qrs: np.ndarray, template_range: float) -> float:
+    """Mean squared difference of two QRS parts over the template's squared QRS range: how far
+    a beat's QRS is from the template's, in the patient's own scale."""
+    d = qrs - template_qrs
+    return float(d @ d) / (template_range * template_range * len(d))
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -188,14 +197,13 @@ class TemplateBank:
     def _compare(self, beat: np.ndarray, qrs: np.ndarray, k: int, corr: float) -> Comparison:
         wide = float(beat @ self._unit_wide[k]) / (float(_spread(beat)) + _EPS)
         rng = max(float(self.range[k]), _EPS)
-        d = qrs - self.templates[k, _Q0:_Q1]
         p = _atrial(beat)
         return Comparison(
             corr=corr,
             corr_wide=wide,
             amp_log2=float(np.log2(max(float(qrs.max() - qrs.min()), _EPS) / rng)),
             width_log2=float(np.log2(qrs_width(beat) / max(int(self.width[k]), 1))),
-            residual=float(d @ d) / (rng * rng * len(d)),
+            residual=qrs_residual(qrs, self.templates[k, QRS], rng),
             p_corr=float(p @ self._unit_p[k]) / (math.sqrt(float(p @ p)) + _EPS),
             p_coherence=float(self.p_coherence[k]),
         )

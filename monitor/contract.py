@@ -151,9 +151,9 @@ AF_V_GATE_FEATURES = (*AF_GATE_FEATURES, "template_available", "template_corr", 
 PREMATURE_S_GATE_FEATURES = (
     *AF_GATE_FEATURES, "template_available", "rr_prev_long", "template_corr", "p_coherence",
 )
-#: The features `BeatContract.wide_qrs_gate` reads: its two thresholds are on the last two,
+#: The features `BeatContract.wide_qrs_gate` reads: its three thresholds are on the last three,
 #: where the template is learned.
-WIDE_QRS_GATE_FEATURES = ("template_available", "width_log2", "rr_prev_long")
+WIDE_QRS_GATE_FEATURES = ("template_available", "width_log2", "rr_prev_long", "residual")
 #: The features `BeatContract.unlike_s_gate` reads: its three thresholds are on the last
 #: three, where the template is learned.
 UNLIKE_S_GATE_FEATURES = ("template_available", "template_corr", "p_coherence", "rr_prev_long")
@@ -166,9 +166,12 @@ GATE_RULES: dict[str, tuple[int, tuple[str, ...], tuple[str, ...]]] = {
     "s_gate": (1, S_GATE_FEATURES, ("S",)),
     "af_v_gate": (2, AF_V_GATE_FEATURES, ("V",)),
     "premature_s_gate": (4, PREMATURE_S_GATE_FEATURES, ("S",)),
-    "wide_qrs_gate": (2, WIDE_QRS_GATE_FEATURES, ("S", "V")),
+    "wide_qrs_gate": (3, WIDE_QRS_GATE_FEATURES, ("S", "V")),
     "unlike_s_gate": (3, UNLIKE_S_GATE_FEATURES, ("S", "V")),
 }
+#: Rules that gained a threshold after files carrying them were written, and the count those
+#: files carry: such a file is served as it was cut, without the later threshold's guard.
+EARLIER_GATE_COUNTS: dict[str, int] = {"wide_qrs_gate": 2}
 
 
 def aami_class(symbol: str) -> str | None:
@@ -251,8 +254,10 @@ class BeatContract:
     premature_s_gate: tuple[float, ...] = ()
     #: The decision rule for S calls with a wide QRS (`monitor.decision.gate_wide_qrs`): a beat
     #: called S whose QRS is wider than the dominant template's by more than the first
-    #: threshold (log2 of the ratio) and whose previous RR is at least the second times the
-    #: long-term mean RR is reported V; empty: S calls as they are.
+    #: threshold (log2 of the ratio), whose previous RR is at least the second times the
+    #: long-term mean RR and whose QRS differs from the template's by a residual of at least
+    #: the third is reported V (a file from before the third reads as without it); empty: S
+    #: calls as they are.
     wide_qrs_gate: tuple[float, ...] = ()
     #: The decision rule for S calls unlike the dominant beat (`monitor.decision.gate_unlike_s`):
     #: a beat called S whose QRS correlates with the dominant template below the first
@@ -284,7 +289,7 @@ class BeatContract:
         for name, (count, reads, moves) in GATE_RULES.items():
             value = getattr(self, name)
             if value and (
-                len(value) != count
+                len(value) not in (count, EARLIER_GATE_COUNTS.get(name, count))
                 or not set(reads) <= set(self.features)
                 or not set(moves) <= set(self.classes)
             ):

@@ -303,10 +303,11 @@ def test_an_n_call_on_a_premature_beat_with_the_patients_own_qrs_is_s():
 #: The rules that report an S call V: gate, the features it needs, its shipped thresholds, the
 #: context of a beat it moves, and changes to it that each keep the S call.
 S_TO_V_GATES = {
-    "wide_qrs_gate": (gate_wide_qrs, TEMPLATE_FEATURES, WIDE_QRS_GATE, (0.5, 0.5),
-                      {"width_log2": 1.0, "rr_prev_long": 0.7}, (
+    "wide_qrs_gate": (gate_wide_qrs, TEMPLATE_FEATURES, WIDE_QRS_GATE, (0.5, 0.5, 0.01),
+                      {"width_log2": 1.0, "rr_prev_long": 0.7, "residual": 0.04}, (
         {"width_log2": 0.3},  # the patient's own width, or near it
         {"rr_prev_long": 0.4},  # far too early to be a beat: most often noise
+        {"residual": 0.005},  # the template's own shape: the width reading is off
     )),
     "unlike_s_gate": (gate_unlike_s, PWAVE_FEATURES, UNLIKE_S_GATE, (0.8, 0.2, 0.5),
                       {"template_corr": 0.6, "p_coherence": 0.5, "rr_prev_long": 0.7}, (
@@ -340,6 +341,17 @@ def test_an_s_call_wider_than_or_unlike_the_patients_beat_is_v(name):
     assert decide(probs, inside, bc).argmax() == contract.CLASSES.index("V")  # served so
     off = model_contract("beat", features, 0, **{name: False})
     np.testing.assert_array_equal(gate(probs, inside, off), probs)
+
+
+def test_a_wide_qrs_gate_from_before_the_residual_guard_is_served_without_it():
+    bc = model_contract("beat", TEMPLATE_FEATURES, 0)
+    old = contract.BeatContract.from_dict({**bc.to_dict(), "wide_qrs_gate": [0.5, 0.5]})
+    assert old.wide_qrs_gate == (0.5, 0.5)
+    probs = np.array([[0.3, 0.5, 0.15, 0.05, 0.0]], dtype=np.float32)
+    same_shape = _with(old, template_available=1.0, width_log2=1.0, rr_prev_long=0.7,
+                       residual=0.0)  # fmt: skip
+    assert gate_wide_qrs(probs, same_shape, old).argmax() == contract.CLASSES.index("V")
+    assert gate_wide_qrs(probs, same_shape, bc).argmax() == contract.CLASSES.index("S")
 
 
 def test_the_s_to_v_rules_need_what_they_read():
