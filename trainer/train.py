@@ -133,8 +133,9 @@ PREMATURE_S_GATE: tuple[float, float, float, float] = (0.8, 0.8, 0.2, 0.05)
 #: is that much wider in truth, so a width read off by the 30 %-level crossing on one noisy
 #: beat does not decide alone. Not fitted to labels: DS1's dominant templates widened 2**0.5
 #: times about the R-peak differ from themselves by at least 0.0096 in 95 % of them
-#: (benchmarks/width_stretch.py); on the saved outputs it keeps 8 S beats and 14 normal
-#: beats of the 129 calls the rule made V there, and no V beat (macro F1 62.59 -> 62.63).
+#: (benchmarks/width_stretch.py); on the saved outputs, of the 129 S calls the rule made V that
+#: the unlike-S gate would not have, it keeps 8 S beats and 14 normal beats as called, and no V
+#: beat (macro F1 62.59 -> 62.63).
 WIDE_QRS_GATE: tuple[float, float, float] = (0.5, 0.5, 0.01)
 #: The unlike-S gate (`monitor.decision.gate_unlike_s`): an S call whose QRS correlates with the
 #: dominant template below this (the premature S gate's "shaped like the dominant beat"), whose
