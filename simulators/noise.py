@@ -32,19 +32,19 @@ class NoiseSpec:
     snr_db: float
 
     @classmethod
-    def parse(cls, text: str) -> NoiseSpec:
+    def parse(cls, text: str, flag: str = "--noise") -> NoiseSpec:
         kind, sep, snr = text.partition(":")
         if kind not in NOISE_KINDS or not sep:
             raise InputError(
-                f"--noise must be KIND:SNR_DB with KIND one of {', '.join(NOISE_KINDS)} "
+                f"{flag} must be KIND:SNR_DB with KIND one of {', '.join(NOISE_KINDS)} "
                 f"(e.g. em:6), got {text!r}"
             )
         try:
             snr_db = float(snr)
         except ValueError:
-            raise InputError(f"--noise SNR must be a number of dB, got {snr!r}") from None
+            raise InputError(f"{flag} SNR must be a number of dB, got {snr!r}") from None
         if not np.isfinite(snr_db):
-            raise InputError(f"--noise SNR must be finite, got {snr!r}")
+            raise InputError(f"{flag} SNR must be finite, got {snr!r}")
         return cls(kind, snr_db)
 
 
@@ -68,10 +68,17 @@ def noise_gain(signal_mv: np.ndarray, noise: np.ndarray, fs: float, snr_db: floa
     return float(np.sqrt(s_power / (n_power * 10.0 ** (snr_db / 10.0))))
 
 
-def load_noise(kind: str, fs: float, nstdb_dir: str | Path | None) -> np.ndarray:
-    """The first channel of NSTDB record `kind` (mV, mean removed) at rate `fs`."""
-    lead = read_lead(kind, resolve_nstdb(nstdb_dir, kind))
-    noise = lead.signal - lead.signal.mean()
+def load_noise(
+    kind: str, fs: float, nstdb_dir: str | Path | None, channel: int = 0
+) -> np.ndarray:
+    """Channel `channel` (0 or 1) of NSTDB record `kind` (mV, mean removed) at rate `fs`. The
+    two channels are two electrode pairs of the same recording: the benchmarks and the
+    simulator add the first, the trainer's noisy copies the second."""
+    if channel not in (0, 1):
+        raise ValueError(f"channel must be 0 or 1 (NSTDB records have two), got {channel!r}")
+    lead = read_lead(kind, resolve_nstdb(nstdb_dir, kind), others=channel > 0)
+    x = lead.others[0] if channel else lead.signal
+    noise = x - x.mean()
     return noise if lead.fs == fs else resample(noise, lead.fs, fs)
 
 

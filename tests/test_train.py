@@ -13,9 +13,12 @@ from monitor.classifier import BeatClassifier
 from monitor.context import ABSENT, MAX_SEQUENCE
 from monitor.errors import InputError
 from monitor.inputs import absent_context, select
+from monitor.records import read_lead
+from simulators.noise import NoiseSpec, load_noise
 from trainer import train
 from trainer.augment import augment, window_lengths
 from trainer.dataset import build_beatset, empty_beatset, load_kaggle_csv
+from trainer.dataset import noisy as noisy_signal
 from trainer.model import CNNBiLSTM
 
 
@@ -62,6 +65,35 @@ def test_other_lead_beats_are_the_same_heartbeats_seen_on_v1(mitdb_dir, tmp_path
     same = np.intersect1d(v1.ref_index, mlii.ref_index)
     assert len(same) > 0.95 * len(mlii)
     assert not np.array_equal(v1.waveforms[:10], mlii.waveforms[:10])  # another lead's shape
+
+
+def test_noisy_copies_are_the_same_heartbeats_with_recorded_noise(mitdb_dir, nstdb_dir, tmp_path):
+    clean = build_beatset(mitdb_dir, ["119"], cache_dir=tmp_path, progress=False)
+    em = NoiseSpec("em", 12.0)
+    noisy = build_beatset(mitdb_dir, ["119"], cache_dir=tmp_path, progress=False, noise=em,
+                          nstdb_dir=nstdb_dir)  # fmt: skip
+    stems = sorted(p.name.split("-")[0] for p in tmp_path.glob("*.npz"))
+    assert stems == ["119", "119.em12dB"]  # the clean record's cache is its own
+    # At 12 dB the detector still finds 119's beats, and each keeps its reference label.
+    same, i, j = np.intersect1d(clean.ref_index, noisy.ref_index, return_indices=True)
+    assert len(same) > 0.98 * len(clean)
+    np.testing.assert_array_equal(clean.labels[i], noisy.labels[j])
+    moved = np.abs(clean.waveforms[i] - noisy.waveforms[j]).mean(axis=1)
+    assert np.median(moved) > 0.005  # every beat carries noise, not a copy of the clean one
+
+    signal = read_lead("119", mitdb_dir).signal
+    added = noisy_signal(signal, 360.0, "119", em, nstdb_dir) - signal
+    np.testing.assert_allclose(added, noisy_signal(signal, 360.0, "119", em, nstdb_dir) - signal)
+    assert not np.allclose(added, noisy_signal(signal, 360.0, "208", em, nstdb_dir) - signal)
+    benchmark = load_noise("em", 360.0, nstdb_dir)[: len(signal)]
+    assert abs(np.corrcoef(added, benchmark)[0, 1]) < 0.5  # not the noise it is scored with
+
+
+def test_noise_records_have_two_channels_and_no_third(nstdb_dir):
+    first, second = (load_noise("ma", 360.0, nstdb_dir, channel=c) for c in (0, 1))
+    assert len(first) == len(second) == 650_000 and not np.allclose(first, second)
+    with pytest.raises(ValueError, match="channel must be 0 or 1"):
+        load_noise("ma", 360.0, nstdb_dir, channel=2)
 
 
 def _write_csv(path, rows: np.ndarray) -> None:
@@ -356,6 +388,8 @@ def test_equal_weight_average_is_the_mean_of_its_snapshots():
         (["--members", "2", "--teacher-seeds", "2"], "give one of them"),
         (["--lstm-hidden", "0"], "--lstm-hidden must be a positive integer"),
         (["--other-leads", "--split", "intra"], "the inter or all split only"),
+        (["--noisy-copies", "em:12", "--split", "intra"], "the inter or all split only"),
+        (["--noisy-copies", "wind:12"], "--noisy-copies must be KIND:SNR_DB"),
     ],
 )
 def test_bad_arguments_are_one_line_errors(argv, message, capsys, tmp_path):
@@ -427,6 +461,29 @@ def test_refit_trains_on_the_validation_patients_for_every_epoch(mitdb_dir, tmp_
     assert 1.9 * trained_on_one_lead < sum(config["counts"]["train"].values())
     assert sum(config["counts"]["train"].values()) < 2 * trained_on_one_lead
     assert config["counts"]["test"]["N"] > 2000 and config["counts"]["val"]["N"] == 0
+
+
+@pytest.mark.slow
+def test_noisy_copies_add_training_beats_only(mitdb_dir, nstdb_dir, tmp_path):
+    out = tmp_path / "run"
+    argv = [
+        "--data-dir", str(mitdb_dir), "--records", "101", "119", "100",
+        "--select", "last", "--epochs", "1", "--epoch-beats", "512", "--threads", "1",
+        "--out", str(out), "--cache-dir", str(tmp_path / "cache"), "--no-progress",
+        "--noisy-copies", "em:12", "ma:12", "--nstdb-dir", str(nstdb_dir),
+    ]  # fmt: skip
+    assert train.main(argv) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["split"] == (
+        "inter: train 119 (and with em noise at 12 dB) (and with ma noise at 12 dB); "
+        "validation patients 101; test 100"
+    )
+    cache = tmp_path / "cache"
+    clean = {r: build_beatset(mitdb_dir, [r], cache_dir=cache, progress=False)
+             for r in ("119", "101")}  # fmt: skip
+    trained = sum(config["counts"]["train"].values())
+    assert 2.9 * len(clean["119"]) < trained <= 3 * len(clean["119"])  # three views of 119
+    assert sum(config["counts"]["val"].values()) == len(clean["101"])  # clean
 
 
 def test_cross_validation_pools_the_folds_confusion_matrices():

@@ -129,6 +129,11 @@ SETTINGS: dict[str, tuple[str, list[str]]] = {
         "… and the training patients' other lead (mostly V1) as more training beats",
         [*_AF_EVIDENCE, "--other-leads"],
     ),
+    "noisy_copies": (
+        "… and the training patients' analysed lead with NSTDB electrode-motion and muscle "
+        "noise at 12 dB as more training beats",
+        [*_AF_EVIDENCE, "--noisy-copies", "em:12", "ma:12"],
+    ),
     "stretch": (
         "… and each training beat's waves widened or narrowed by up to 15 %",
         [*_AF_EVIDENCE, "--stretch", "0.15"],

@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import warnings
+import zlib
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
@@ -33,6 +34,7 @@ from monitor.errors import InputError
 from monitor.inputs import absent_context, select, stack_beats
 from monitor.records import read_annotations, read_lead
 from monitor.signal import ec57
+from simulators.noise import NoiseSpec, load_noise, noise_gain
 
 log = logging.getLogger(__name__)
 
@@ -149,10 +151,13 @@ def build_beatset(
     cache_dir: str | Path | None = None,
     progress: bool = True,
     other_lead: bool = False,
+    noise: NoiseSpec | None = None,
+    nstdb_dir: str | Path | None = None,
 ) -> BeatSet:
     """Detected, reference-labelled beats of `records` (names in the WFDB dir `data_dir`), cut
     from the lead the monitor analyses, or with `other_lead` from each record's other ECG lead
-    (a record with none gives no beats)."""
+    (a record with none gives no beats); with `noise`, from that lead with NSTDB noise added
+    (`noisy`)."""
     if isinstance(records, str):
         raise ValueError("records must be a sequence of record names, not one string")
     if not records:
@@ -163,10 +168,12 @@ def build_beatset(
 
     parts, totals = [], Counter()
     desc = "other-lead beats" if other_lead else "beats"
+    if noise is not None:
+        desc += f" with {noise.kind} noise at {noise.snr_db:g} dB"
     bar = tqdm(list(records), desc=desc, unit="rec", disable=not progress)
     for record in bar:
         bar.set_postfix_str(record)
-        part, stats = _cached_record(data_dir, str(record), cache, other_lead)
+        part, stats = _cached_record(data_dir, str(record), cache, other_lead, noise, nstdb_dir)
         parts.append(part)
         totals.update(stats)
     log.info(
@@ -208,12 +215,19 @@ def _record_fingerprint(data_dir: Path, record: str) -> str:
 
 
 def _cached_record(
-    data_dir: Path, record: str, cache: Path, other_lead: bool = False
+    data_dir: Path,
+    record: str,
+    cache: Path,
+    other_lead: bool = False,
+    noise: NoiseSpec | None = None,
+    nstdb_dir: str | Path | None = None,
 ) -> tuple[BeatSet, dict[str, int]]:
     digest = hashlib.sha256(
         f"{cache_key()}|{_record_fingerprint(data_dir, record)}".encode()
     ).hexdigest()[:16]
     stem = f"{record}.other" if other_lead else record
+    if noise is not None:
+        stem += f".{noise.kind}{noise.snr_db:g}dB"
     path = cache / f"{stem}-{digest}.npz"
     if path.is_file():
         try:
@@ -222,7 +236,7 @@ def _cached_record(
                 return BeatSet(**{f.name: z[f.name] for f in fields(BeatSet)}), stats
         except (OSError, ValueError, KeyError) as exc:
             log.warning("rebuilding %s: unreadable cache file (%s)", path, exc)
-    beats, stats = label_record(data_dir, record, other_lead)
+    beats, stats = label_record(data_dir, record, other_lead, noise, nstdb_dir)
     cache.mkdir(parents=True, exist_ok=True)
     for stale in cache.glob(f"{stem}-*.npz"):
         if ".tmp." not in stale.name:  # another process's half-written file is its own
@@ -236,16 +250,23 @@ def _cached_record(
 
 
 def label_record(
-    data_dir: str | Path, record: str, other_lead: bool = False
+    data_dir: str | Path,
+    record: str,
+    other_lead: bool = False,
+    noise: NoiseSpec | None = None,
+    nstdb_dir: str | Path | None = None,
 ) -> tuple[BeatSet, dict[str, int]]:
     """Cut one record as the stream would and label each detected beat from its .atr; with
-    `other_lead`, cut from its other ECG lead (the reference beats are the same heartbeats)."""
+    `other_lead`, cut from its other ECG lead (the reference beats are the same heartbeats);
+    with `noise`, from the lead with NSTDB noise added (`noisy`)."""
     data_dir = Path(data_dir)
     lead = read_lead(record, data_dir, others=other_lead)
     ann = read_annotations(record, data_dir)
     signal = lead.signal
     if other_lead:
         signal = lead.others[0] if lead.others else np.zeros(0)
+    if noise is not None and len(signal):
+        signal = noisy(signal, lead.fs, record, noise, nstdb_dir)
     beats = extract_beats(signal, lead.fs)
     ref = ec57.reference_beats(ann.symbol, ann.sample)
     det_idx = np.array([b.index for b in beats], dtype=np.int64)
@@ -275,6 +296,23 @@ def label_record(
         "missed": len(m.missed),
     }
     return out, stats
+
+
+#: The NSTDB channel the noisy copies take: the benchmarks and the simulator add the first, so
+#: a model trained with noisy copies is not scored on the noise samples it learnt from (the two
+#: electrode pairs of one recording session, so not independent either: em's correlate -0.44).
+TRAINING_NOISE_CHANNEL = 1
+
+
+def noisy(
+    signal: np.ndarray, fs: float, record: str, noise: NoiseSpec, nstdb_dir: str | Path | None
+) -> np.ndarray:
+    """`signal` with NSTDB noise at the NST's signal-to-noise ratio, as a patient who moves
+    would show it. Each record starts at its own place in the noise recording (a fixed
+    function of its name), so the training patients do not all share one stretch of noise."""
+    n = load_noise(noise.kind, fs, nstdb_dir, channel=TRAINING_NOISE_CHANNEL)
+    n = np.resize(np.roll(n, -(zlib.crc32(record.encode()) % len(n))), len(signal))
+    return signal + noise_gain(signal, n, fs, noise.snr_db) * n
 
 
 def _class_index(symbol: str) -> int:

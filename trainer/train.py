@@ -36,6 +36,7 @@ from monitor.context import MAX_SEQUENCE
 from monitor.errors import InputError, missing_extra, run_cli
 from monitor.inputs import absent_context, select
 from monitor.records import resolve_mitdb
+from simulators.noise import NoiseSpec
 from trainer.augment import augment
 from trainer.dataset import BeatSet, build_beatset, load_kaggle_csv
 from trainer.export import export_torchscript, fingerprints
@@ -248,6 +249,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="also train on the training patients' other ECG lead (validation and test stay "
         "on the analysed lead)",
+    )
+    p.add_argument(
+        "--noisy-copies",
+        nargs="+",
+        default=[],
+        metavar="KIND:SNR_DB",
+        help="also train on the training patients' analysed lead with NSTDB noise of KIND (bw, "
+        "em, ma) at SNR_DB (e.g. em:12 ma:12), from the noise record's second channel "
+        "(validation and test stay clean)",
+    )
+    p.add_argument(
+        "--nstdb-dir",
+        help="MIT-BIH Noise Stress Test directory for --noisy-copies (else $ECG_NSTDB_DIR, "
+        "else download)",
     )
     p.add_argument(
         "--channels",
@@ -507,14 +522,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.refit and (args.fold or args.split not in ("inter", "all")):
         raise InputError("--refit trains on the validation patients of the inter or all split: "
                          "not with --fold, the intra split or --kaggle-csv")  # fmt: skip
-    if args.other_leads and args.split not in ("inter", "all"):
-        raise InputError(
-            "--other-leads adds the training patients' other lead: the inter or all split "
-            "only (in the intra split the same beats are tested)"
-        )
+    for text in args.noisy_copies:
+        noise_spec(text)
+    for flag, given in (("--other-leads", args.other_leads),
+                        ("--noisy-copies", args.noisy_copies)):  # fmt: skip
+        if given and args.split not in ("inter", "all"):
+            raise InputError(
+                f"{flag} adds more views of the training patients: the inter or all split "
+                "only (in the intra split the same beats are tested)"
+            )
     if args.records:
         args.records = [r for item in args.records for r in item.split(",") if r]
     return args
+
+
+def noise_spec(text: str) -> NoiseSpec:
+    """One `--noisy-copies` value."""
+    return NoiseSpec.parse(text, flag="--noisy-copies")
 
 
 def _classes(text: str) -> tuple[str, ...]:
@@ -678,14 +702,22 @@ def load_split(args: argparse.Namespace) -> Split:
     if args.refit:
         tr, va = np.union1d(tr, va), va[:0]
     parts = [beats.subset(i) for i in (tr, va, te)]
+    trained = sorted(set(parts[0].records.tolist()))
     if args.other_leads:
         # The training patients' other lead: the same heartbeats seen from another angle, so
         # a database whose first lead is not MIT-BIH's MLII is not a new world to the model.
-        trained = sorted(set(parts[0].records.tolist()))
         other = build_beatset(
             data_dir, trained, args.cache_dir, progress=not args.no_progress, other_lead=True
         )
         parts[0] = BeatSet.concat([parts[0], other])
+    # The training patients as a patient who moves shows them: the beats the detector still
+    # finds in noise, with the context (RR, template) that noise leaves them.
+    noisy = [
+        build_beatset(data_dir, trained, args.cache_dir, progress=not args.no_progress,
+                      noise=noise_spec(text), nstdb_dir=args.nstdb_dir)
+        for text in args.noisy_copies
+    ]  # fmt: skip
+    parts[0] = BeatSet.concat([parts[0], *noisy])
 
     def recs(b: BeatSet) -> str:
         return " ".join(sorted(set(b.records.tolist()))) or "none"
@@ -700,6 +732,8 @@ def load_split(args: argparse.Namespace) -> Split:
         desc = (
             f"{args.split}: train {recs(parts[0])}"
             + (" (both leads)" if args.other_leads else "")
+            + "".join(f" (and with {n.kind} noise at {n.snr_db:g} dB)"
+                      for n in map(noise_spec, args.noisy_copies))
             + f"; validation patients {held}; test {recs(parts[2])}"
         )
     return Split(*parts, args.split, desc)
