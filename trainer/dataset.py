@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 import monitor
+import simulators.noise
 from monitor import contract
 from monitor.beats import extract_beats
 from monitor.context import MAX_SEQUENCE
@@ -56,6 +57,8 @@ _BEAT_CORE = (
     *sorted((_MONITOR_DIR / "signal").glob("*.py")),
     Path(__file__).resolve(),
 )
+#: Where the noisy copies' noise is read and scaled (their cache key holds its source too).
+_NOISE_SOURCE = Path(simulators.noise.__file__).resolve()
 
 
 @dataclass(frozen=True)
@@ -222,12 +225,13 @@ def _cached_record(
     noise: NoiseSpec | None = None,
     nstdb_dir: str | Path | None = None,
 ) -> tuple[BeatSet, dict[str, int]]:
-    digest = hashlib.sha256(
-        f"{cache_key()}|{_record_fingerprint(data_dir, record)}".encode()
-    ).hexdigest()[:16]
+    key = f"{cache_key()}|{_record_fingerprint(data_dir, record)}"
     stem = f"{record}.other" if other_lead else record
     if noise is not None:
+        # A noisy copy also rests on how the noise is read and scaled.
+        key += f"|{noise}|{hashlib.sha256(_NOISE_SOURCE.read_bytes()).hexdigest()}"
         stem += f".{noise.kind}{noise.snr_db:g}dB"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     path = cache / f"{stem}-{digest}.npz"
     if path.is_file():
         try:
