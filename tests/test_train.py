@@ -433,7 +433,7 @@ def test_refit_trains_on_the_validation_patients_for_every_epoch(mitdb_dir, tmp_
         "--data-dir", str(mitdb_dir), "--records", "101", "106", "119", "100",
         "--refit", "--select", "last", "--schedule", "cosine", "--epochs", "3",
         "--epoch-beats", "512", "--threads", "1", "--out", str(out),
-        "--cache-dir", str(tmp_path / "cache"), "--no-progress", "--noisy-copies", "none",
+        "--cache-dir", str(tmp_path / "cache"), "--no-progress",
     ]  # fmt: skip
     assert train.main(argv) == 0
     config = json.loads((out / "config.json").read_text())
@@ -461,20 +461,6 @@ def test_refit_trains_on_the_validation_patients_for_every_epoch(mitdb_dir, tmp_
     assert 1.9 * trained_on_one_lead < sum(config["counts"]["train"].values())
     assert sum(config["counts"]["train"].values()) < 2 * trained_on_one_lead
     assert config["counts"]["test"]["N"] > 2000 and config["counts"]["val"]["N"] == 0
-
-
-def test_noisy_copies_are_the_default_where_there_are_training_patients_to_copy():
-    def noisy(*flags: str) -> list[str]:
-        return train.parse_args(["--out", "x", *flags]).noisy_copies
-
-    assert noisy() == noisy("--split", "all") == ["em:12", "ma:12"]
-    assert noisy("--split", "intra") == noisy("--kaggle-csv", "k") == []  # nothing to copy apart
-    assert noisy("--noisy-copies", "none") == []
-    assert noisy("--noisy-copies", "ma:6") == ["ma:6"]
-    # A teacher trains as its student: with the default, or with the same "none".
-    assert "--noisy-copies" not in train.parse_args(["--out", "x"]).teacher_flags
-    assert train.parse_args(["--out", "x", "--noisy-copies", "none"]).teacher_flags == [
-        "--noisy-copies", "none"]  # fmt: skip
 
 
 @pytest.mark.slow

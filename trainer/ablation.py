@@ -25,13 +25,12 @@ from monitor.errors import InputError, run_cli
 
 #: Training choices of today's model, pinned so that the input rows stay reproducible whatever
 #: the trainer's defaults become.
-_V1_TRAINING = ["--conv-channels", "64,128,128", "--natural", "none", "--noisy-copies", "none"]
+_V1_TRAINING = ["--conv-channels", "64,128,128", "--natural", "none"]
 _TODAY = ["--channels", "beat", "--features", "rr_local", "--context-dropout", "0", *_V1_TRAINING]
 _TEMPLATE = ["--features", "rr_local,rr_long,template", *_V1_TRAINING]
-_SHIPPED = ["--channels", "beat", "--features", "rr_local,rr_long,template", "--natural", "F,Q",
-            "--noisy-copies", "none"]  # fmt: skip
+_SHIPPED = ["--channels", "beat", "--features", "rr_local,rr_long,template", "--natural", "F,Q"]
 _RHYTHM = ["--channels", "beat", "--natural", "F,Q", "--conv-channels", "32,64,64",
-           "--sequence", "2", "--noisy-copies", "none"]  # fmt: skip
+           "--sequence", "2"]  # fmt: skip
 _AF_EVIDENCE = ["--features", "rr_local,rr_long,rhythm,template,pwave,af", *_RHYTHM]
 #: Each input setting adds one thing to the one before it; flags go to trainer.train.
 SETTINGS: dict[str, tuple[str, list[str]]] = {

@@ -78,10 +78,6 @@ DEFAULT_CONV: tuple[int, ...] = (32, 64, 64)
 DEFAULT_LSTM_HIDDEN = 64
 DEFAULT_MEMBERS = 1
 DEFAULT_NATURAL: tuple[str, ...] = ("F", "Q")
-#: Noisy copies of the training patients for the inter and all splits: on DS1 cross-validation
-#: (4 folds x 3 seeds) macro F1 62.6 +- 1.1 clean-only against 63.3 +- 0.4, and 51.9 against
-#: 55.3 with muscle noise at 6 dB (models/README.md); 12 dB is the middle of the NST's levels.
-DEFAULT_NOISY_COPIES: tuple[str, ...] = ("em:12", "ma:12")
 #: The AF gate's floor on `rr_irregularity` (median successive RR change over the median RR):
 #: on DS1 cross-validation (4 folds x 3 seeds, the shipped setting's saved validation outputs)
 #: floors of 0.05, 0.08, 0.10, 0.12, 0.15, 0.20 gave pooled macro F1 58.0, 57.8, 57.6, 57.4,
@@ -257,11 +253,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--noisy-copies",
         nargs="+",
+        default=[],
         metavar="KIND:SNR_DB",
         help="also train on the training patients' analysed lead with NSTDB noise of KIND (bw, "
-        "em, ma) at SNR_DB, from the noise record's second channel (validation and test stay "
-        f"clean; default {' '.join(DEFAULT_NOISY_COPIES)} with the inter or all split, 'none' "
-        "for clean beats only)",
+        "em, ma) at SNR_DB (e.g. em:12 ma:12), from the noise record's second channel "
+        "(validation and test stay clean)",
     )
     p.add_argument(
         "--nstdb-dir",
@@ -512,10 +508,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             raise InputError(f"{flag} must be in [0, 1), got {getattr(args, name)}")
     args.split = args.split or ("kaggle" if args.kaggle_csv else "inter")
     args.fold = _fold(args.fold, args.split)
-    if args.noisy_copies is None:
-        more_views = args.split in ("inter", "all")
-        args.noisy_copies = list(DEFAULT_NOISY_COPIES) if more_views else []
-    args.noisy_copies = [text for text in args.noisy_copies if text != "none"]
     if args.average_epochs < 0 or args.average_epochs > args.epochs:
         raise InputError(f"--average-epochs must be between 0 and --epochs ({args.epochs}), "
                          f"got {args.average_epochs}")  # fmt: skip
