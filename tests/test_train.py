@@ -89,6 +89,26 @@ def test_noisy_copies_are_the_same_heartbeats_with_recorded_noise(mitdb_dir, nst
     assert abs(np.corrcoef(added, benchmark)[0, 1]) < 0.5  # not the noise it is scored with
 
 
+def test_a_noisy_copy_can_keep_its_false_detections_as_q(mitdb_dir, nstdb_dir, tmp_path):
+    em = NoiseSpec("em", 6.0)
+    beats = build_beatset(mitdb_dir, ["119"], cache_dir=tmp_path, progress=False, noise=em,
+                          nstdb_dir=nstdb_dir)  # fmt: skip
+    with_q = build_beatset(mitdb_dir, ["119"], cache_dir=tmp_path, progress=False, noise=em,
+                           nstdb_dir=nstdb_dir, artefacts_as_q=True)  # fmt: skip
+    stems = sorted(p.name.split("-")[0] for p in tmp_path.glob("*.npz"))
+    assert stems == ["119.em6dB", "119.em6dB.q"]
+    artefact = with_q.ref_index < 0
+    assert artefact.sum() > 0 and len(with_q) == len(beats) + artefact.sum()
+    assert set(with_q.labels[artefact]) == {contract.CLASSES.index("Q")}
+    assert set(with_q.symbols[artefact]) == {"|"}  # MIT-BIH's QRS-like artefact
+    assert not np.isin(with_q.index[artefact], beats.index).any()  # the detections left out
+    assert np.all(np.diff(with_q.index) > 0)  # in time order, as the stream cut them
+    for name in ("labels", "index", "features", "channels"):
+        np.testing.assert_array_equal(getattr(with_q, name)[~artefact], getattr(beats, name))
+    with pytest.raises(ValueError, match="give noise"):
+        build_beatset(mitdb_dir, ["119"], cache_dir=tmp_path, artefacts_as_q=True)
+
+
 def test_noise_records_have_two_channels_and_no_third(nstdb_dir):
     first, second = (load_noise("ma", 360.0, nstdb_dir, channel=c) for c in (0, 1))
     assert len(first) == len(second) == 650_000 and not np.allclose(first, second)
@@ -390,6 +410,7 @@ def test_equal_weight_average_is_the_mean_of_its_snapshots():
         (["--other-leads", "--split", "intra"], "the inter or all split only"),
         (["--noisy-copies", "em:12", "--split", "intra"], "the inter or all split only"),
         (["--noisy-copies", "wind:12"], "--noisy-copies must be KIND:SNR_DB"),
+        (["--artefacts-as-q"], "add --noisy-copies"),
     ],
 )
 def test_bad_arguments_are_one_line_errors(argv, message, capsys, tmp_path):

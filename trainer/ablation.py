@@ -134,6 +134,11 @@ SETTINGS: dict[str, tuple[str, list[str]]] = {
         "noise at 12 dB as more training beats",
         [*_AF_EVIDENCE, "--noisy-copies", "em:12", "ma:12"],
     ),
+    "artefacts_q": (
+        "… and the training patients' analysed lead with electrode motion at 6 dB and muscle "
+        "noise at 12 dB, the detector's false detections in them labelled Q",
+        [*_AF_EVIDENCE, "--noisy-copies", "em:6", "ma:12", "--artefacts-as-q"],
+    ),
     "stretch": (
         "… and each training beat's waves widened or narrowed by up to 15 %",
         [*_AF_EVIDENCE, "--stretch", "0.15"],

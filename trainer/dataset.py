@@ -156,11 +156,14 @@ def build_beatset(
     other_lead: bool = False,
     noise: NoiseSpec | None = None,
     nstdb_dir: str | Path | None = None,
+    artefacts_as_q: bool = False,
 ) -> BeatSet:
     """Detected, reference-labelled beats of `records` (names in the WFDB dir `data_dir`), cut
     from the lead the monitor analyses, or with `other_lead` from each record's other ECG lead
     (a record with none gives no beats); with `noise`, from that lead with NSTDB noise added
-    (`noisy`)."""
+    (`noisy`), and with `artefacts_as_q` its false detections too, labelled Q."""
+    if artefacts_as_q and noise is None:
+        raise ValueError("artefacts_as_q labels a noisy copy's false detections: give noise")
     if isinstance(records, str):
         raise ValueError("records must be a sequence of record names, not one string")
     if not records:
@@ -176,14 +179,17 @@ def build_beatset(
     bar = tqdm(list(records), desc=desc, unit="rec", disable=not progress)
     for record in bar:
         bar.set_postfix_str(record)
-        part, stats = _cached_record(data_dir, str(record), cache, other_lead, noise, nstdb_dir)
+        part, stats = _cached_record(
+            data_dir, str(record), cache, other_lead, noise, nstdb_dir, artefacts_as_q
+        )
         parts.append(part)
         totals.update(stats)
     log.info(
-        "%d records: %d labelled beats; left out %d false detections, %d detections in VF "
+        "%d records: %d labelled beats; %s %d false detections, %d detections in VF "
         "episodes and %d beats with a non-AAMI symbol; %d reference beats not detected",
         len(records),
         totals["labelled"],
+        "labelled Q" if artefacts_as_q else "left out",
         totals["false_detections"],
         totals["in_vf"],
         totals["unmapped"],
@@ -224,6 +230,7 @@ def _cached_record(
     other_lead: bool = False,
     noise: NoiseSpec | None = None,
     nstdb_dir: str | Path | None = None,
+    artefacts_as_q: bool = False,
 ) -> tuple[BeatSet, dict[str, int]]:
     key = f"{cache_key()}|{_record_fingerprint(data_dir, record)}"
     stem = f"{record}.other" if other_lead else record
@@ -231,6 +238,9 @@ def _cached_record(
         # A noisy copy also rests on how the noise is read and scaled.
         key += f"|{noise}|{hashlib.sha256(_NOISE_SOURCE.read_bytes()).hexdigest()}"
         stem += f".{noise.kind}{noise.snr_db:g}dB"
+    if artefacts_as_q:
+        key += "|artefacts as Q"
+        stem += ".q"
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     path = cache / f"{stem}-{digest}.npz"
     if path.is_file():
@@ -240,7 +250,7 @@ def _cached_record(
                 return BeatSet(**{f.name: z[f.name] for f in fields(BeatSet)}), stats
         except (OSError, ValueError, KeyError) as exc:
             log.warning("rebuilding %s: unreadable cache file (%s)", path, exc)
-    beats, stats = label_record(data_dir, record, other_lead, noise, nstdb_dir)
+    beats, stats = label_record(data_dir, record, other_lead, noise, nstdb_dir, artefacts_as_q)
     cache.mkdir(parents=True, exist_ok=True)
     for stale in cache.glob(f"{stem}-*.npz"):
         if ".tmp." not in stale.name:  # another process's half-written file is its own
@@ -259,10 +269,13 @@ def label_record(
     other_lead: bool = False,
     noise: NoiseSpec | None = None,
     nstdb_dir: str | Path | None = None,
+    artefacts_as_q: bool = False,
 ) -> tuple[BeatSet, dict[str, int]]:
     """Cut one record as the stream would and label each detected beat from its .atr; with
     `other_lead`, cut from its other ECG lead (the reference beats are the same heartbeats);
-    with `noise`, from the lead with NSTDB noise added (`noisy`)."""
+    with `noise`, from the lead with NSTDB noise added (`noisy`). With `artefacts_as_q` the
+    detections no reference beat matches are kept as Q (MIT-BIH's `|`, a QRS-like artefact):
+    what the network must learn not to call V when a patient moves."""
     data_dir = Path(data_dir)
     lead = read_lead(record, data_dir, others=other_lead)
     ann = read_annotations(record, data_dir)
@@ -276,6 +289,15 @@ def label_record(
     det_idx = np.array([b.index for b in beats], dtype=np.int64)
     m = ec57.match(ref.samples, det_idx, lead.fs, ec57.MATCH_WINDOW_S, exclude=ref)
     ref_pos, keep = m.pairs[:, 0], m.pairs[:, 1]
+    labels = np.array([_class_index(s) for s in ref.symbols[ref_pos]], dtype=np.int64)
+    ref_index = ref.samples[ref_pos].astype(np.int64)
+    symbols = ref.symbols[ref_pos].astype("<U1")
+    if artefacts_as_q:
+        order = np.argsort(np.concatenate([keep, m.extra]), kind="stable")
+        keep = np.concatenate([keep, m.extra])[order]
+        labels = np.concatenate([labels, np.full(len(m.extra), QRS_ARTEFACT_CLASS)])[order]
+        ref_index = np.concatenate([ref_index, np.full(len(m.extra), -1)])[order]
+        symbols = np.concatenate([symbols, np.full(len(m.extra), "|", "<U1")])[order]
     n = len(keep)
     channels, features, previous = (
         stack_beats([beats[d] for d in keep])
@@ -286,14 +308,14 @@ def label_record(
         channels=channels,
         features=features,
         previous=previous,
-        labels=np.array([_class_index(s) for s in ref.symbols[ref_pos]], dtype=np.int64),
+        labels=labels,
         records=np.full(n, record, dtype=f"<U{max(8, len(record))}"),
         index=det_idx[keep],
-        ref_index=ref.samples[ref_pos].astype(np.int64),
-        symbols=ref.symbols[ref_pos].astype("<U1"),
+        ref_index=ref_index,
+        symbols=symbols,
     )
     stats = {
-        "labelled": n,
+        "labelled": len(ref_pos),
         "false_detections": len(m.extra),
         "in_vf": len(det_idx) - n - len(m.extra),
         "unmapped": sum(s in NON_AAMI_BEATS for s in ann.symbol),
@@ -317,6 +339,11 @@ def noisy(
     n = load_noise(noise.kind, fs, nstdb_dir, channel=TRAINING_NOISE_CHANNEL)
     n = np.resize(np.roll(n, -(zlib.crc32(record.encode()) % len(n))), len(signal))
     return signal + noise_gain(signal, n, fs, noise.snr_db) * n
+
+
+#: The class a noisy copy's false detection takes with `artefacts_as_q`: AAMI's Q holds the
+#: unclassifiable beats, and MIT-BIH marks a QRS-like artefact `|`.
+QRS_ARTEFACT_CLASS = contract.CLASSES.index("Q")
 
 
 def _class_index(symbol: str) -> int:

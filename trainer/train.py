@@ -260,6 +260,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "(validation and test stay clean)",
     )
     p.add_argument(
+        "--artefacts-as-q",
+        action="store_true",
+        help="also train on the noisy copies' false detections, labelled Q (the artefacts a "
+        "moving patient makes the detector take for beats)",
+    )
+    p.add_argument(
         "--nstdb-dir",
         help="MIT-BIH Noise Stress Test directory for --noisy-copies (else $ECG_NSTDB_DIR, "
         "else download)",
@@ -524,6 +530,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                          "not with --fold, the intra split or --kaggle-csv")  # fmt: skip
     for text in args.noisy_copies:
         noise_spec(text)
+    if args.artefacts_as_q and not args.noisy_copies:
+        raise InputError("--artefacts-as-q labels the noisy copies' false detections: add "
+                         "--noisy-copies")  # fmt: skip
     for flag, given in (("--other-leads", args.other_leads),
                         ("--noisy-copies", args.noisy_copies)):  # fmt: skip
         if given and args.split not in ("inter", "all"):
@@ -714,7 +723,8 @@ def load_split(args: argparse.Namespace) -> Split:
     # finds in noise, with the context (RR, template) that noise leaves them.
     noisy = [
         build_beatset(data_dir, trained, args.cache_dir, progress=not args.no_progress,
-                      noise=noise_spec(text), nstdb_dir=args.nstdb_dir)
+                      noise=noise_spec(text), nstdb_dir=args.nstdb_dir,
+                      artefacts_as_q=args.artefacts_as_q)
         for text in args.noisy_copies
     ]  # fmt: skip
     parts[0] = BeatSet.concat([parts[0], *noisy])
@@ -734,6 +744,7 @@ def load_split(args: argparse.Namespace) -> Split:
             + (" (both leads)" if args.other_leads else "")
             + "".join(f" (and with {n.kind} noise at {n.snr_db:g} dB)"
                       for n in map(noise_spec, args.noisy_copies))
+            + (" (their false detections as Q)" if args.artefacts_as_q else "")
             + f"; validation patients {held}; test {recs(parts[2])}"
         )
     return Split(*parts, args.split, desc)
