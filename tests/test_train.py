@@ -105,6 +105,8 @@ def test_a_noisy_copy_can_keep_its_false_detections_as_q(mitdb_dir, nstdb_dir, t
     assert np.all(np.diff(with_q.index) > 0)  # in time order, as the stream cut them
     for name in ("labels", "index", "features", "channels"):
         np.testing.assert_array_equal(getattr(with_q, name)[~artefact], getattr(beats, name))
+    stats = [json.loads(str(np.load(p)["stats"])) for p in sorted(tmp_path.glob("*.npz"))]
+    assert stats[0] == stats[1]  # the artefacts counted as before: false detections
     with pytest.raises(ValueError, match="give noise"):
         build_beatset(mitdb_dir, ["119"], cache_dir=tmp_path, artefacts_as_q=True)
 

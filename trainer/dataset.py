@@ -317,7 +317,7 @@ def label_record(
     stats = {
         "labelled": len(ref_pos),
         "false_detections": len(m.extra),
-        "in_vf": len(det_idx) - n - len(m.extra),
+        "in_vf": len(det_idx) - len(ref_pos) - len(m.extra),
         "unmapped": sum(s in NON_AAMI_BEATS for s in ann.symbol),
         "missed": len(m.missed),
     }
