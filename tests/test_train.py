@@ -412,7 +412,7 @@ def test_equal_weight_average_is_the_mean_of_its_snapshots():
         (["--other-leads", "--split", "intra"], "the inter or all split only"),
         (["--noisy-copies", "em:12", "--split", "intra"], "the inter or all split only"),
         (["--noisy-copies", "wind:12"], "--noisy-copies must be KIND:SNR_DB"),
-        (["--artefacts-as-q"], "add --noisy-copies"),
+        (["--artefacts-as-q", "--noisy-copies", "none"], "add --noisy-copies"),
     ],
 )
 def test_bad_arguments_are_one_line_errors(argv, message, capsys, tmp_path):
@@ -456,7 +456,7 @@ def test_refit_trains_on_the_validation_patients_for_every_epoch(mitdb_dir, tmp_
         "--data-dir", str(mitdb_dir), "--records", "101", "106", "119", "100",
         "--refit", "--select", "last", "--schedule", "cosine", "--epochs", "3",
         "--epoch-beats", "512", "--threads", "1", "--out", str(out),
-        "--cache-dir", str(tmp_path / "cache"), "--no-progress",
+        "--cache-dir", str(tmp_path / "cache"), "--no-progress", "--noisy-copies", "none",
     ]  # fmt: skip
     assert train.main(argv) == 0
     config = json.loads((out / "config.json").read_text())
@@ -486,6 +486,24 @@ def test_refit_trains_on_the_validation_patients_for_every_epoch(mitdb_dir, tmp_
     assert config["counts"]["test"]["N"] > 2000 and config["counts"]["val"]["N"] == 0
 
 
+def test_noisy_copies_with_artefacts_as_q_are_the_default_where_there_are_patients_to_copy():
+    def views(*flags: str) -> tuple[list[str], bool]:
+        args = train.parse_args(["--out", "x", *flags])
+        return args.noisy_copies, args.artefacts_as_q
+
+    assert views() == views("--split", "all") == (["em:6", "ma:12"], True)
+    assert views("--split", "intra") == views("--kaggle-csv", "k") == ([], False)  # no copies
+    assert views("--noisy-copies", "none") == ([], False)
+    assert views("--noisy-copies", "ma:6") == (["ma:6"], True)
+    assert views("--no-artefacts-as-q") == (["em:6", "ma:12"], False)
+    # A teacher trains as its student: with the defaults, or with what was given instead.
+    assert train.parse_args(["--out", "x"]).teacher_flags == []
+    given = ["--noisy-copies", "none", "--no-artefacts-as-q"]
+    assert train.parse_args(["--out", "x", *given]).teacher_flags == given
+    assert train.parse_args(["--out", "x", "--artefacts-as-q"]).teacher_flags == [
+        "--artefacts-as-q"]  # fmt: skip
+
+
 @pytest.mark.slow
 def test_noisy_copies_add_training_beats_only(mitdb_dir, nstdb_dir, tmp_path):
     out = tmp_path / "run"
@@ -493,7 +511,7 @@ def test_noisy_copies_add_training_beats_only(mitdb_dir, nstdb_dir, tmp_path):
         "--data-dir", str(mitdb_dir), "--records", "101", "119", "100",
         "--select", "last", "--epochs", "1", "--epoch-beats", "512", "--threads", "1",
         "--out", str(out), "--cache-dir", str(tmp_path / "cache"), "--no-progress",
-        "--noisy-copies", "em:12", "ma:12", "--nstdb-dir", str(nstdb_dir),
+        "--noisy-copies", "em:12", "ma:12", "--no-artefacts-as-q", "--nstdb-dir", str(nstdb_dir),
     ]  # fmt: skip
     assert train.main(argv) == 0
     config = json.loads((out / "config.json").read_text())

@@ -25,12 +25,13 @@ from monitor.errors import InputError, run_cli
 
 #: Training choices of today's model, pinned so that the input rows stay reproducible whatever
 #: the trainer's defaults become.
-_V1_TRAINING = ["--conv-channels", "64,128,128", "--natural", "none"]
+_V1_TRAINING = ["--conv-channels", "64,128,128", "--natural", "none", "--noisy-copies", "none"]
 _TODAY = ["--channels", "beat", "--features", "rr_local", "--context-dropout", "0", *_V1_TRAINING]
 _TEMPLATE = ["--features", "rr_local,rr_long,template", *_V1_TRAINING]
-_SHIPPED = ["--channels", "beat", "--features", "rr_local,rr_long,template", "--natural", "F,Q"]
+_SHIPPED = ["--channels", "beat", "--features", "rr_local,rr_long,template", "--natural", "F,Q",
+            "--noisy-copies", "none"]  # fmt: skip
 _RHYTHM = ["--channels", "beat", "--natural", "F,Q", "--conv-channels", "32,64,64",
-           "--sequence", "2"]  # fmt: skip
+           "--sequence", "2", "--noisy-copies", "none"]  # fmt: skip
 _AF_EVIDENCE = ["--features", "rr_local,rr_long,rhythm,template,pwave,af", *_RHYTHM]
 #: Each input setting adds one thing to the one before it; flags go to trainer.train.
 SETTINGS: dict[str, tuple[str, list[str]]] = {
@@ -132,7 +133,7 @@ SETTINGS: dict[str, tuple[str, list[str]]] = {
     "noisy_copies": (
         "… and the training patients' analysed lead with NSTDB electrode-motion and muscle "
         "noise at 12 dB as more training beats",
-        [*_AF_EVIDENCE, "--noisy-copies", "em:12", "ma:12"],
+        [*_AF_EVIDENCE, "--noisy-copies", "em:12", "ma:12", "--no-artefacts-as-q"],
     ),
     "artefacts_q": (
         "… and the training patients' analysed lead with electrode motion at 6 dB and muscle "
