@@ -70,7 +70,7 @@ def qrs_width(w: np.ndarray) -> int:
     top = q.max()
     if top <= _EPS:
         return 1
-    above = np.flatnonzero(q >= _WIDTH_LEVEL * top)
+    above = (q >= _WIDTH_LEVEL * top).nonzero()[0]
     return int(above[-1] - above[0] + 1)
 
 
@@ -94,6 +94,12 @@ def _spread(m: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum((m * m).sum(axis=-1) - total * total / m.shape[-1], 0.0))
 
 
+def _spread_1d(v: np.ndarray) -> float:
+    """`_spread` of one row, in scalar arithmetic (the same operations, without array set-up)."""
+    total = float(v.sum())
+    return math.sqrt(max(float((v * v).sum()) - total * total / len(v), 0.0))
+
+
 #: Centring matrices (x @ C == x - mean(x)) for the QRS part and the whole window.
 _CENTRE = {n: np.eye(n) - 1.0 / n for n in (_Q1 - _Q0, contract.MORPH_LEN)}
 _RAMP = np.stack([np.ones(_Q0), np.arange(_Q0, dtype=np.float64)], axis=1)
@@ -104,6 +110,7 @@ _DETREND = np.eye(_Q0) - _RAMP @ np.linalg.pinv(_RAMP)
 #: their QRS parts.
 _SHIFTS = np.arange(2 * _A + 1)[:, None] + np.arange(contract.MORPH_LEN)[None, :]
 _SHIFTS_QRS = _SHIFTS[:, _Q0:_Q1]
+_SLOTS = np.arange(contract.TEMPLATE_SLOTS)
 
 
 @dataclass(frozen=True)
@@ -121,6 +128,8 @@ class Comparison:
     #: every beat has the same P wave at the same PR interval, near 1 / TEMPLATE_AVERAGE when
     #: the atrial activity is unrelated to the QRS (fibrillatory waves, noise).
     p_coherence: float
+    #: The template's QRS peak-to-peak (`comparison_range`): the patient's amplitude unit.
+    template_range: float
 
 
 class TemplateBank:
@@ -152,6 +161,11 @@ class TemplateBank:
         self._p_energy = np.zeros(k)
         self.p_coherence = np.zeros(k)
         self.dominant = -1
+        #: Slot i's QRS family (slots i included) and its width, recomputed only when a width
+        #: changes or a slot is first used; the dominant choice reads them at every beat.
+        self._family = np.zeros((k, k), dtype=bool)
+        self._members: list[list[int]] = [[] for _ in range(k)]
+        self._width_key = [1] * k
 
     @property
     def learned(self) -> bool:
@@ -169,7 +183,7 @@ class TemplateBank:
         # (slots, shifts); 0 for empty slots, whose unit rows are zero.
         corr = (self._unit_qrs @ beat_qrs.T) / (_spread(beat_qrs) + _EPS)
         best_shift = corr.argmax(axis=1)
-        best = corr.max(axis=1)
+        best = corr[_SLOTS, best_shift]
         centre = beat_qrs[_A]
         beat_range = float(centre.max() - centre.min())
         j = int(best.argmax())
@@ -195,7 +209,7 @@ class TemplateBank:
         return comparison, share, aligned, dominant
 
     def _compare(self, beat: np.ndarray, qrs: np.ndarray, k: int, corr: float) -> Comparison:
-        wide = float(beat @ self._unit_wide[k]) / (float(_spread(beat)) + _EPS)
+        wide = float(beat @ self._unit_wide[k]) / (_spread_1d(beat) + _EPS)
         rng = max(float(self.range[k]), _EPS)
         p = _atrial(beat)
         return Comparison(
@@ -206,6 +220,7 @@ class TemplateBank:
             residual=qrs_residual(qrs, self.templates[k, QRS], rng),
             p_corr=float(p @ self._unit_p[k]) / (math.sqrt(float(p @ p)) + _EPS),
             p_coherence=float(self.p_coherence[k]),
+            template_range=rng,
         )
 
     def _update(self, j: int, beat: np.ndarray) -> None:
@@ -228,19 +243,37 @@ class TemplateBank:
 
     def _learned(self, j: int) -> None:
         """Slot j took a beat: its count, score and shape statistics follow."""
+        first = self.count[j] == 0
         self.count[j] += 1
         self.score[j] += 1.0
         t = self.templates[j]
         qrs = t[_Q0:_Q1]
         self._unit_qrs[j] = _unit(qrs)
         self._unit_wide[j] = _unit(t)
-        self.width[j] = qrs_width(t)
+        width = qrs_width(t)
+        if first or width != self.width[j]:
+            self.width[j] = width
+            self._families()
         self.range[j] = float(qrs.max() - qrs.min())
         p = _atrial(t)
         energy = float(p @ p)
         self._unit_p[j] = p / (math.sqrt(energy) + _EPS)
         self.p_coherence[j] = energy / (self._p_energy[j] + _EPS)
         self._choose_dominant()
+
+    def _families(self) -> None:
+        """Templates whose QRS widths are within a factor `TEMPLATE_FAMILY_WIDTH` of each
+        other form a family (see `_choose_dominant`)."""
+        used = self.count > 0
+        width = np.maximum(self.width, 1)
+        ratio = width[:, None] / width[None, :]
+        self._family = (
+            used[:, None] & used[None, :]
+            & (ratio <= contract.TEMPLATE_FAMILY_WIDTH)
+            & (ratio * contract.TEMPLATE_FAMILY_WIDTH >= 1.0)
+        )  # fmt: skip
+        self._members = [row.nonzero()[0].tolist() for row in self._family]
+        self._width_key = width.tolist()
 
     def _choose_dominant(self) -> None:
         """Templates whose QRS widths are within a factor `TEMPLATE_FAMILY_WIDTH` of each other
@@ -249,25 +282,27 @@ class TemplateBank:
         below one frequent ectopic shape (MIT-BIH 208: its PVCs held the template for half the
         record). Of the families scoring at least `TEMPLATE_CANDIDATE` of the best, the
         narrowest wins; its best-scoring template is the dominant one, and the current one is
-        kept while it is in that family and scores at least `TEMPLATE_CANDIDATE` of its best."""
-        used = self.count > 0
-        width = np.maximum(self.width, 1)
-        ratio = width[:, None] / width[None, :]
-        family = (
-            used[:, None] & used[None, :]
-            & (ratio <= contract.TEMPLATE_FAMILY_WIDTH)
-            & (ratio * contract.TEMPLATE_FAMILY_WIDTH >= 1.0)
-        )  # fmt: skip
-        pooled = family @ self.score
-        candidates = np.flatnonzero(used & (pooled >= contract.TEMPLATE_CANDIDATE * pooled.max()))
-        # Narrowest family first, then the higher pooled score.
-        k = candidates[np.lexsort((-pooled[candidates], width[candidates]))[0]]
-        members = np.flatnonzero(family[k])
-        best = members[int(self.score[members].argmax())]
+        kept while it is in that family and scores at least `TEMPLATE_CANDIDATE` of its best.
+
+        Plain Python over the slots: NumPy's set-up per call costs more than eight values.
+        """
+        pooled = (self._family @ self.score).tolist()
+        score = self.score.tolist()
+        floor = contract.TEMPLATE_CANDIDATE * max(pooled)
+        width = self._width_key
+        # Narrowest family first, then the higher pooled score; a used slot is its own member.
+        k = -1
+        for i, members in enumerate(self._members):
+            if members and pooled[i] >= floor and (
+                k < 0 or width[i] < width[k] or (width[i] == width[k] and pooled[i] > pooled[k])
+            ):
+                k = i
+        members = self._members[k]
+        best = max(members, key=score.__getitem__)
         d = self.dominant
-        if d in members and self.score[d] >= contract.TEMPLATE_CANDIDATE * self.score[best]:
+        if d in members and score[d] >= contract.TEMPLATE_CANDIDATE * score[best]:
             return
-        self.dominant = int(best)
+        self.dominant = best
 
 
 def _atrial(w: np.ndarray) -> np.ndarray:
@@ -372,14 +407,12 @@ class PatientContext:
                 p_corr=comparison.p_corr,
                 p_coherence=comparison.p_coherence,
             )
-            scale = max(comparison_range(dominant), _EPS)
+            scale = comparison.template_range
             template = _padded(dominant / scale)
         else:
             scale = max(comparison_range(aligned), _EPS)
             template = np.zeros(contract.BEAT_LEN, dtype=np.float32)
-        f = np.array(
-            [min(max(values.get(k, absent), -8.0), 8.0) for k, absent in contract.FEATURES.items()],
-            dtype=np.float32,
-        )
+        f = np.array([values.get(k, absent) for k, absent in contract.FEATURES.items()])
+        f = np.minimum(np.maximum(f, -8.0), 8.0).astype(np.float32)
         morph = _padded(np.minimum(np.maximum(aligned / scale, -4.0), 4.0))
         return BeatContext(f, morph, template)

@@ -108,6 +108,31 @@ def test_normal_beats_split_over_templates_still_outweigh_one_frequent_wide_shap
     assert bank.score[d] < bank.score.max() / 2  # not the best-scoring single template
 
 
+def test_template_families_kept_between_beats_follow_every_width_change_and_new_slot():
+    """The dominant choice reads families kept from beat to beat (recomputed only when a
+    template's width changes or a slot takes a new shape): after every beat they are the
+    families the templates' widths give now. QRS widths drift, shapes come in three sizes and
+    noise keeps replacing slots."""
+    bank = TemplateBank()
+    rng = np.random.default_rng(5)
+    n = contract.MORPH_LEN + 2 * contract.ALIGN_SAMPLES
+    changes = 0
+    for i in range(400):
+        if i % 13 == 0:
+            w = rng.normal(size=n)
+        else:
+            w = _gaussian_window(0.008 + 0.0005 * (i // 8), 1.0 + i % 3)
+        before = bank.width.copy()
+        bank.observe(w + rng.normal(0.0, 0.005, n))
+        changes += int((bank.width != before).any())
+        kept = (bank._family.copy(), bank._members, bank._width_key, bank.dominant)
+        bank._families()
+        bank._choose_dominant()
+        assert kept[0].tolist() == bank._family.tolist()
+        assert kept[1:] == (bank._members, bank._width_key, bank.dominant)
+    assert changes > 50  # the widths did change under the cache, often
+
+
 def test_mitbih_208_normal_beats_keep_the_template_against_its_frequent_pvcs(mitdb_dir):
     """DS1 record 208: about 1 000 PVCs among 1 600 normal beats, whose templates split. The
     normal beats match the template and the PVCs do not, over the whole record."""
