@@ -63,7 +63,11 @@ def test_exported_model_matches_eager_model(tmp_path, bc):
         got = loaded(torch.from_numpy(x), torch.from_numpy(ctx)).numpy()
     np.testing.assert_allclose(got, expected, atol=1e-5)
 
-    probs = BeatClassifier(path, device="cpu").predict(x, ctx)
+    served = BeatClassifier(path, device="cpu")
+    # Served frozen: the weights are constants and batch norm is folded into the convolutions.
+    assert not list(served._module.parameters())
+    assert "BatchNorm" not in str(served._module.graph)
+    probs = served.predict(x, ctx)
     assert probs.dtype == np.float32 and probs.shape == (64, len(contract.CLASSES))
     np.testing.assert_allclose(probs, expected, atol=1e-5)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
