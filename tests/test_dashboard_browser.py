@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.action_chains import ActionChains
 
 from monitor import processes
@@ -34,10 +35,14 @@ def pm(kind: str, value: str, key: str = "bed") -> str:
 
 
 def until(check, timeout: float, what: str, every: float = 0.25):
-    """Poll `check()` until it returns something truthy; fail naming `what`."""
+    """Poll `check()` until it returns something truthy; fail naming `what`. The page redraws
+    several times a second, so an element found a moment ago may be gone when read: read again."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        value = check()
+        try:
+            value = check()
+        except StaleElementReferenceException:
+            value = None
         if value:
             return value
         time.sleep(every)
