@@ -44,7 +44,8 @@ DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "ecg_cnn_bilstm
 #: Name of the contract inside the TorchScript archive (written by trainer.export).
 CONTRACT_FILE = "contract.json"
 #: Beats per forward pass: bounds memory, and larger batches run slower on CPU (cache; see
-#: benchmarks/inference.py: 4.5k beats/s at 256 against 3.5k at 1024 on 2 cores).
+#: benchmarks/inference.py, 2 cores, 2026-12-02: 5.3k and 7.7k beats/s at 256 in two runs,
+#: 5.0k and 7.3k at 1024).
 BATCH = 256
 
 
